@@ -1,0 +1,1 @@
+"""The bundled sample corpus; installed as migrate.corpus."""

@@ -1,0 +1,1 @@
+"""One module per ``bhyvesnap`` command; each is thin: parse, call the API, render."""

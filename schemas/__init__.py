@@ -1,0 +1,1 @@
+"""Bundled data (JSON Schemas, bhyve facts, target profiles); installed as migrate.schemas."""
