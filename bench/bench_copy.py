@@ -10,11 +10,13 @@ alternating order (R >= 5 runs each, the median is reported):
   followed by ``sync`` of the copied file (the same durability);
 * ``hash_range`` (sha256), in a Python child, against ``sha256sum``.
 
-Every tool runs as its own child process; its peak RSS is the ``ru_maxrss`` that ``wait4``
-returns for that child (the per-child form of ``getrusage(RUSAGE_CHILDREN)``, which only
-keeps the maximum over all children). The page cache is NOT dropped (that needs root): the
-source stays cached after it is written, so the figures are for a warm cache, and include
-process start-up. The directory is removed at the end, also on failure or Ctrl-C.
+Every tool runs as its own child process, and its peak RSS is the child's ``ru_maxrss``
+(the per-child form of ``getrusage(RUSAGE_CHILDREN)``, which only keeps the maximum over all
+children; see run_child for why GNU time reports it when installed). ``sync`` runs before
+every timed run (untimed), so no run pays for the previous one's writeback. The page cache
+is NOT dropped (that needs root): the source stays cached after it is written, so the
+figures are for a warm cache, and include process start-up. The directory is removed at the
+end, also on failure or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -65,10 +67,26 @@ class Tool:
     on_disk: int | None = None
 
 
-def run_child(argv: list[str]) -> tuple[float, int, str]:
-    """Run one child; return wall seconds, its own peak RSS in KiB, and its stdout."""
+GNU_TIME = "/usr/bin/time"
+
+
+def run_child(argv: list[str], scratch: Path, settle: bool = True) -> tuple[float, int, str]:
+    """Run one child; return wall seconds, its own peak RSS in KiB, and its stdout.
+
+    ``ru_maxrss`` of a direct child counts the memory of this (forking) process too, as
+    Linux carries the pre-exec high-water mark across exec. So when GNU time is installed the
+    tool runs under it, forked from a process of 2 MiB: its figure is the tool's own. Without
+    it, ``wait4``'s figure is reported, an upper bound. ``settle=False`` for the second
+    step of one measured operation (``sync`` after ``cp``), which must not be flushed first.
+    """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    report = scratch / "rss"
+    measured = os.access(GNU_TIME, os.X_OK)
+    if measured:
+        argv = [GNU_TIME, "-f", "%M", "-o", str(report), *argv]
+    if settle:  # start every run with no dirty pages left by the previous one
+        os.sync()
     start = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     assert child.stdout is not None
@@ -79,7 +97,8 @@ def run_child(argv: list[str]) -> tuple[float, int, str]:
     child.stdout.close()
     if child.returncode != 0:
         raise SystemExit(f"{argv[0]} failed with status {child.returncode}")
-    return elapsed, int(usage.ru_maxrss), output
+    rss = int(report.read_text().split()[-1]) if measured else int(usage.ru_maxrss)
+    return elapsed, rss, output
 
 
 def make_source(path: Path, size: int) -> None:
@@ -102,11 +121,12 @@ def bench_copies(source: Path, size: int, runs: int) -> tuple[Tool, Tool]:
         for tool in ((ours, theirs) if run % 2 == 0 else (theirs, ours)):
             if tool is ours:
                 elapsed, rss, _ = run_child([sys.executable, "-c", PY_COPY, str(source),
-                                             str(target), str(size)])
+                                             str(target), str(size)], source.parent)
             else:
                 elapsed, rss, _ = run_child(["cp", "--sparse=always", str(source),
-                                             str(target)])
-                synced, sync_rss, _ = run_child(["sync", str(target)])
+                                             str(target)], source.parent)
+                synced, sync_rss, _ = run_child(["sync", str(target)], source.parent,
+                                                settle=False)
                 elapsed, rss = elapsed + synced, max(rss, sync_rss)
             tool.seconds.append(elapsed)
             tool.peak_rss_kib = max(tool.peak_rss_kib, rss)
@@ -126,7 +146,7 @@ def bench_hashes(source: Path, size: int, runs: int) -> tuple[Tool, Tool]:
                 argv = [sys.executable, "-c", PY_HASH, str(source), str(size)]
             else:
                 argv = ["sha256sum", str(source)]
-            elapsed, rss, output = run_child(argv)
+            elapsed, rss, output = run_child(argv, source.parent)
             digests.add(output.split()[0])
             tool.seconds.append(elapsed)
             tool.peak_rss_kib = max(tool.peak_rss_kib, rss)

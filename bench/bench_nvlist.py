@@ -9,6 +9,7 @@ after each workload (it only grows).
 
 from __future__ import annotations
 
+import functools
 import resource
 import statistics
 import sys
@@ -67,12 +68,12 @@ def main() -> None:
                        ("4 large BINARY values", few_large_binaries())):
         data = pack(nvl)
         assert unpack(data) == nvl
-        decode = _rate(lambda data=data: unpack(data), len(data))  # type: ignore[misc]
-        encode = _rate(lambda nvl=nvl: pack(nvl), len(data))  # type: ignore[misc]
+        decode = _rate(functools.partial(unpack, data), len(data))
+        encode = _rate(functools.partial(pack, nvl), len(data))
         rows.append(f"| {label} | {len(data) / MIB:.2f} MiB | {len(nvl.pairs)} | "
                     f"{decode:.1f} | {encode:.1f} | {_peak_rss_mib():.0f} MiB |")
     print(f"Python {sys.version.split()[0]}, median of {RUNS} runs\n")
-    print("| workload | size | top-level pairs | decode MB/s | encode MB/s | peak RSS |")
+    print("| workload | size | top-level pairs | decode MiB/s | encode MiB/s | peak RSS |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
 

@@ -13,9 +13,10 @@ from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 
 def schemas_root() -> Traversable:
@@ -35,7 +36,13 @@ def load_json(relative: str) -> Any:
 
 @cache
 def validator(schema_name: str) -> Draft202012Validator:
-    """A validator for ``schemas/<schema_name>.schema.json``."""
+    """A validator for ``schemas/<schema_name>.schema.json``.
+
+    jsonschema is imported here, not at module level: it costs tens of milliseconds, and a
+    command that validates nothing (``targets``, ``--help``) should not pay for it.
+    """
+    from jsonschema import Draft202012Validator
+
     schema = load_json(f"{schema_name}.schema.json")
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)

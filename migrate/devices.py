@@ -20,8 +20,8 @@ MAX_FUNCTION = 7
 """bhyve's PCI limits (MAXBUSES 256, MAXSLOTS 32, MAXFUNCS 8 in pci_emul.c)."""
 
 _NUMBER = r"(0|[1-9][0-9]*)"
-_AT_SPELLING = re.compile(rf"(.+)@pci\.{_NUMBER}\.{_NUMBER}\.{_NUMBER}")
-_DASH_SPELLING = re.compile(rf"(.+)-pci-{_NUMBER}-{_NUMBER}-{_NUMBER}")
+_AT_SPELLING = re.compile(rf"(.+)@pci\.{_NUMBER}\.{_NUMBER}\.{_NUMBER}", re.DOTALL)
+_DASH_SPELLING = re.compile(rf"(.+)-pci-{_NUMBER}-{_NUMBER}-{_NUMBER}", re.DOTALL)
 
 
 @dataclass(frozen=True, order=True)

@@ -9,8 +9,9 @@ from an nvlist are plain ``bytes``.
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,6 +40,56 @@ class FileRange:
         if len(data) != self.size:
             raise OSError(f"{self.path}: short read at byte {self.offset + len(data)}")
         return data
+
+
+@dataclass(frozen=True)
+class PageMerge:
+    """Guest memory assembled from a base image's memory and the pages of a diff.
+
+    What flattening a ``diff-pages`` section (FORMAT.md 3.5) produces: page ``i`` comes from
+    ``pages`` when bit ``i`` of ``bitmap`` is set (present pages stored in ascending order),
+    else from ``base``. Nothing is read until a writer copies the :meth:`pieces`.
+    """
+
+    base: FileRange
+    pages: FileRange
+    bitmap: bytes
+    page_size: int
+    page_count: int
+
+    @property
+    def size(self) -> int:
+        return self.page_count * self.page_size
+
+    def pieces(self) -> Iterator[tuple[int, FileRange]]:
+        """``(guest offset, source range)`` for each run of pages from one source, in order."""
+        bits = itertools.islice(
+            (byte >> bit & 1 for byte in self.bitmap for bit in range(8)), self.page_count)
+        stored = 0
+        page = 0
+        for from_diff, run in itertools.groupby(bits):
+            pages = sum(1 for _ in run)
+            length = pages * self.page_size
+            if from_diff:
+                source = FileRange(self.pages.path, self.pages.offset + stored, length)
+                stored += length
+            else:
+                source = FileRange(self.base.path, self.base.offset + page * self.page_size,
+                                   length)
+            yield page * self.page_size, source
+            page += pages
+
+
+Memory = FileRange | PageMerge
+"""Guest memory: one range of a file, or base pages merged with a diff's pages."""
+
+
+def memory_pieces(memory: Memory) -> Iterator[tuple[int, FileRange]]:
+    """``(offset, source range)`` pieces that, copied in order, give the whole memory."""
+    if isinstance(memory, FileRange):
+        yield 0, memory
+    else:
+        yield from memory.pieces()
 
 
 Blob = bytes | FileRange
@@ -145,7 +196,7 @@ class Image:
     files: tuple[str, ...]
     kernel: tuple[StateEntry, ...]
     devices: tuple[StateEntry, ...]
-    memory: FileRange
+    memory: Memory
     ident: str | None = None
     memory_type: str = "binary"
     config_text: str | None = None

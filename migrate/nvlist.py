@@ -39,7 +39,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Literal, NoReturn, TypeAlias
+from typing import Any, Literal, NamedTuple, NoReturn, TypeAlias
 
 from migrate.findings import ImageError, UsageError, error
 
@@ -590,18 +590,28 @@ def _is_bool_byte(value: object) -> bool:
     return isinstance(value, bool) or (isinstance(value, int) and 0 <= value <= 255)
 
 
-def _items(value: object, what: str) -> tuple[Any, ...] | str:
+class _Invalid(NamedTuple):
+    """Why a model value cannot be packed, and under which rule."""
+
+    rule: str
+    message: str
+
+
+def _items(value: object, what: str) -> tuple[Any, ...] | _Invalid:
     if not isinstance(value, (tuple, list)):
-        return f"{what} value must be a tuple, not {type(value).__name__}"
+        return _Invalid("BHS-N010", f"{what} value must be a tuple, not {type(value).__name__}")
     if not value:
-        return f"{what} must hold at least one item (libnv cannot create empty arrays)"
+        return _Invalid("BHS-N010", f"{what} must hold at least one item (libnv cannot "
+                        "create empty arrays)")
     if len(value) > MAX_ITEMS:
-        return f"{what} of {len(value)} items exceeds this tool's limit of {MAX_ITEMS:,}"
+        return _Invalid("BHS-N014", f"{what} of {len(value)} items exceeds this tool's limit "
+                        f"of {MAX_ITEMS:,}")
     return tuple(value)
 
 
-def _payload(kind: NvType, value: object) -> tuple[bytes, int, int] | str:
-    """(payload, nitems, descriptor count) of a non-list pair, or why it is invalid."""
+def _payload(kind: NvType, value: object) -> tuple[bytes, int, int] | _Invalid | str:
+    """(payload, nitems, descriptor count) of a non-list pair, or why it is invalid (a
+    plain message means BHS-N010)."""
     if kind is NvType.NULL:
         return (b"", 0, 0) if value is None else "a NULL value must be None"
     if kind is NvType.BOOL:
@@ -621,7 +631,7 @@ def _payload(kind: NvType, value: object) -> tuple[bytes, int, int] | str:
         return (_LE_I64.pack(value), 0, 1) if _is_int64(value) \
             else f"a DESCRIPTOR must be an int64 index, not {value!r}"
     items = _items(value, kind.name)
-    if isinstance(items, str):
+    if isinstance(items, _Invalid):
         return items
     count = len(items)
     if kind is NvType.BOOL_ARRAY:
@@ -736,8 +746,8 @@ def pack(nvl: NvList, *, size_rule: Literal["modern", "legacy"] = "modern",
             stack.append(child_frame)
         elif kind is NvType.NVLIST_ARRAY:
             elements = _items(pair.value, "NVLIST_ARRAY")
-            if isinstance(elements, str):
-                _fail("BHS-N014" if "limit" in elements else "BHS-N010", at, elements)
+            if isinstance(elements, _Invalid):
+                _fail(elements.rule, at, f"pair {pair.name!r}: {elements.message}")
             if not all(isinstance(element, NvList) for element in elements):
                 _fail("BHS-N010", at, f"NVLIST_ARRAY {pair.name!r} must hold NvLists only")
             if depth > MAX_DEPTH:
@@ -748,9 +758,10 @@ def pack(nvl: NvList, *, size_rule: Literal["modern", "legacy"] = "modern",
                                    elements=elements))
         else:
             encoded = _payload(kind, pair.value)
-            if isinstance(encoded, str):
-                rule = "BHS-N014" if "limit" in encoded else "BHS-N010"
-                _fail(rule, at, f"pair {pair.name!r}: {encoded}")
+            if isinstance(encoded, (_Invalid, str)):
+                rule, message = encoded if isinstance(encoded, _Invalid) \
+                    else ("BHS-N010", encoded)
+                _fail(rule, at, f"pair {pair.name!r}: {message}")
             payload, nitems, count = encoded
             if count and not descriptors:
                 _fail("BHS-N005", at, f"pair {pair.name!r} holds a descriptor; nvlist_pack() "
@@ -900,10 +911,11 @@ class _Reader:
         if kind is NvType.DESCRIPTOR:
             return self.descriptor(value, pointer)
         if kind not in _ARRAY_TYPES:
-            encoded = _payload(kind, value)
-            if isinstance(encoded, str):
-                self.fail("BHS-N010", pointer, encoded)
-            return value  # type: ignore[no-any-return]  # checked by _payload
+            problem = _payload(kind, value)
+            if isinstance(problem, str):
+                self.fail("BHS-N010", pointer, problem)
+            checked: NvValue = value  # a valid scalar of its type, as _payload just said
+            return checked
         if not isinstance(value, list) or not value:
             self.fail("BHS-N010", pointer, f"a {kind.name} value must be a non-empty array")
         if len(value) > MAX_ITEMS:

@@ -115,6 +115,7 @@ RULES: dict[str, Rule] = _catalogue(
     Rule("BHS-T010", "no-migration-path", T, "no chain of migration steps leads to the target's format"),
     Rule("BHS-T011", "known-defect", T, "the target is recorded as unable to restore such images (info)"),
     Rule("BHS-T012", "migration-needed", T, "the image must be migrated before this target restores it (info)"),
+    Rule("BHS-T013", "device-entry-missing", T, "a PCI device of the image's config has no state entry (fatal where the target requires one, 14.0+)"),
     # --- migration (FORMAT.md section 6, issue 4) ---
     Rule("BHS-M001", "lossy-refused", M, "the plan drops data and --allow-lossy was not given"),
     Rule("BHS-M002", "step-blocked", M, "a step needs a blob transform that is not registered"),
@@ -130,6 +131,7 @@ RULES: dict[str, Rule] = _catalogue(
     Rule("BHS-G002", "verdict-worse", G, "a verdict is worse than the baseline's"),
     Rule("BHS-G003", "manifest-invalid", G, "the corpus manifest does not match its schema"),
     Rule("BHS-G004", "corpus-file-changed", G, "a corpus file's sha256 differs from the manifest"),
+    Rule("BHS-G005", "baseline-invalid", U, "a --baseline file is not the JSON output of an earlier gate run"),
     # --- usage and tool ---
     Rule("BHS-X001", "usage", U, "the command line asks for something impossible"),
     Rule("BHS-X002", "input-unreadable", U, "an input path does not exist or cannot be read"),

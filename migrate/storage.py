@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -36,44 +38,38 @@ from types import FrameType, TracebackType
 from typing import Any, TextIO
 
 from migrate.findings import ImageError, UsageError, error
-from migrate.image import FileRange
+from migrate.image import FileRange, Memory, memory_pieces
 
 KERNEL_CHUNK = 64 * 1024 * 1024
 """Bytes per ``copy_file_range``/``sendfile`` call: large enough to be cheap, small enough for
 the progress bar and for a signal to be handled within a fraction of a second."""
 
-BUFFER_CHUNK = 4 * 1024 * 1024
+BUFFER_CHUNK = 1024 * 1024
 """Bytes per ``pread``/``pwrite`` (fallback copy, zero filling) and per hash read: the
 memory bound of every streamed operation."""
 
 PAGE = 4096
-"""Size of the all-zero pages the fallback copy may leave as holes (FORMAT.md 3.3, memory)."""
+"""Size of the all-zero pages the fallback copy may leave as holes (FORMAT.md 3.2, the
+``memory`` section: writers may leave all-zero 4 KiB pages as holes)."""
 
 PROGRESS_THRESHOLD = 256 * 1024 * 1024
 """Totals above this many bytes get a progress bar (when stderr is a terminal)."""
 
-_ZEROS = bytes(BUFFER_CHUNK)
 _ZERO_PAGE = bytes(PAGE)
 
-_FALLBACK_ERRNOS = frozenset(
-    code for code in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
-                      errno.EINVAL, errno.ENOTSOCK, errno.EBADF)
-)
+_FALLBACK_ERRNOS = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP,
+                               errno.EINVAL, errno.ENOTSOCK})
 """Errors that mean "this copy method does not work for these files", not "the copy failed":
 ``copy_file_range`` across file systems (EXDEV) or on an old kernel (ENOSYS), ``sendfile``
 to a regular file on FreeBSD (ENOTSOCK), file systems that support neither (EINVAL,
-EOPNOTSUPP). EBADF is here because copy_file_range refuses O_APPEND outputs that pwrite
-accepts."""
+EOPNOTSUPP)."""
 
-_WRITE_ERRNOS = frozenset(
-    code for code in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS)
-)
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS})
 """Errors of a write that :class:`AtomicOutputs` turns into BHS-M006 when a writer lets them
 escape its block unwrapped."""
 
-_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""The signals that interrupt a write: Ctrl-C, kill/shutdown, a closed terminal."""
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers
 """A Python-level signal disposition (what ``signal.getsignal`` returns, less ``None``)."""
@@ -137,6 +133,13 @@ class Progress:
         self._stream.write(f"\r{self.label}: {percent:5.1f}% "
                            f"({self.done / gib:.2f} of {self.total / gib:.2f} GiB)")
         self._stream.flush()
+
+
+@functools.lru_cache(maxsize=1)
+def _zero_block(size: int) -> memoryview:
+    """A read-only block of zeros for holes, allocated on first use (not at import: most
+    commands import this module without copying anything)."""
+    return memoryview(bytes(size))
 
 
 def _is_terminal(stream: TextIO) -> bool:
@@ -218,21 +221,35 @@ def _write_failed(fd: int, offset: int, exc: OSError, what: str) -> ImageError:
     ))
 
 
-def write_bytes_at(fd: int, offset: int, data: bytes) -> None:
-    """Write all of ``data`` at ``offset`` of ``fd`` (``pwrite`` returns short on signals and
-    on some file systems); a failure is BHS-M006 naming the output. The file position of
-    ``fd`` is not used nor moved."""
+def _check_output_fd(fd: int) -> None:
+    """Refuse an O_APPEND descriptor: Linux pwrite appends there whatever the offset."""
+    if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
+        raise ValueError(f"output descriptor {fd} is open with O_APPEND; pwrite ignores offsets")
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write all of ``data`` at ``offset``: pwrite may write less than asked (signals, some
+    file systems). A pwrite that writes nothing is taken as a full device (ENOSPC)."""
     view = memoryview(data)
     done = 0
     while done < len(view):
-        try:
-            written = os.pwrite(fd, view[done:], offset + done)
-        except OSError as exc:
-            raise _write_failed(fd, offset + done, exc, "writing the output") from exc
+        written = os.pwrite(fd, view[done:], offset + done)
         if written == 0:
-            raise _write_failed(fd, offset + done, OSError(errno.ENOSPC, os.strerror(
-                errno.ENOSPC)), "writing the output")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         done += written
+
+
+def write_bytes_at(fd: int, offset: int, data: bytes) -> None:
+    """Write all of ``data`` at ``offset`` of ``fd``; a failure is BHS-M006 naming the output.
+
+    The file position of ``fd`` is neither used nor moved, so writers can fill a file in any
+    order (an r2 writer writes its header last, at the beginning).
+    """
+    _check_output_fd(fd)
+    try:
+        _pwrite_all(fd, data, offset)
+    except OSError as exc:
+        raise _write_failed(fd, offset, exc, "writing the output") from exc
 
 
 class _SourceShort(Exception):
@@ -268,6 +285,8 @@ class _Copier:
                 size = os.fstat(self.src_fd).st_size
                 if size <= begin:
                     raise _SourceShort(size)
+                if self.method == "chunked":
+                    raise OSError(errno.EIO, "the input read returned no data")
                 self._degrade()  # the kernel copied nothing from a file that has the bytes
                 continue
             begin += copied
@@ -290,7 +309,7 @@ class _Copier:
         while begin < stop:
             self.position = begin
             count = min(stop - begin, BUFFER_CHUNK)
-            self._write(_ZEROS[:count], begin)
+            _pwrite_all(self.dst_fd, _zero_block(BUFFER_CHUNK)[:count], begin)
             begin += count
 
     def _degrade(self) -> None:
@@ -329,21 +348,12 @@ class _Copier:
                          and view[pos:page_end] == _ZERO_PAGE)
             if skippable:
                 if run_start < pos:
-                    self._write(view[run_start:pos], dst + run_start)
+                    _pwrite_all(self.dst_fd, view[run_start:pos], dst + run_start)
                 run_start = page_end
             pos = page_end
         if run_start < len(view):
-            self._write(view[run_start:], dst + run_start)
+            _pwrite_all(self.dst_fd, view[run_start:], dst + run_start)
         return len(view)
-
-    def _write(self, data: bytes | memoryview, offset: int) -> None:
-        view = memoryview(data)
-        done = 0
-        while done < len(view):
-            written = os.pwrite(self.dst_fd, view[done:], offset + done)
-            if written == 0:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            done += written
 
 
 def copy_range(src: FileRange, dst_fd: int, dst_offset: int,
@@ -362,6 +372,7 @@ def copy_range(src: FileRange, dst_fd: int, dst_offset: int,
     """
     if min(src.offset, src.size, dst_offset) < 0:
         raise ValueError(f"negative offset or size: {src!r} to output offset {dst_offset}")
+    _check_output_fd(dst_fd)
     end = src.offset + src.size
     try:
         src_fd = os.open(src.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -422,13 +433,36 @@ def hash_range(src: FileRange, algorithm: str = "sha256",
     Raises UsageError BHS-X001 for an algorithm hashlib does not know, and UsageError BHS-X002
     when the input cannot be opened or read or is shorter than the range.
     """
-    if min(src.offset, src.size) < 0:
-        raise ValueError(f"negative offset or size: {src!r}")
+    return hash_memory(src, algorithm, progress)
+
+
+def hash_memory(memory: Memory, algorithm: str = "sha256",
+                progress: Progress | None = None) -> str:
+    """The digest of guest memory, one range or the pieces of a merge, in guest order."""
     try:
         digest = hashlib.new(algorithm)
     except ValueError as exc:
-        raise UsageError(error("BHS-X001", src.path, None,
+        first = next(memory_pieces(memory))[1]
+        raise UsageError(error("BHS-X001", first.path, None,
                                f"unknown hash algorithm {algorithm!r}")) from exc
+    buffer = memoryview(bytearray(BUFFER_CHUNK))
+    zeros = _zero_block(BUFFER_CHUNK)
+    for _, piece in memory_pieces(memory):
+        _hash_into(digest, piece, buffer, zeros, progress)
+    return digest.hexdigest()
+
+
+def copy_memory(memory: Memory, dst_fd: int, dst_offset: int,
+                progress: Progress | None = None) -> None:
+    """Copy guest memory to ``dst_fd`` at ``dst_offset``: each piece with :func:`copy_range`."""
+    for offset, piece in memory_pieces(memory):
+        copy_range(piece, dst_fd, dst_offset + offset, progress)
+
+
+def _hash_into(digest: Any, src: FileRange, buffer: memoryview, zeros: memoryview,
+               progress: Progress | None) -> None:
+    if min(src.offset, src.size) < 0:
+        raise ValueError(f"negative offset or size: {src!r}")
     try:
         fd = os.open(src.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -439,8 +473,6 @@ def hash_range(src: FileRange, algorithm: str = "sha256",
     try:
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(fd, src.offset, src.size, os.POSIX_FADV_SEQUENTIAL)
-        buffer = memoryview(bytearray(BUFFER_CHUNK))
-        zeros = memoryview(_ZEROS)
         _check_hash_size(fd, src)
         for begin, stop, is_data in _extents(fd, src.offset, end):
             pos = begin
@@ -463,7 +495,6 @@ def hash_range(src: FileRange, algorithm: str = "sha256",
                                f"cannot read the input: {exc.strerror or exc}")) from exc
     finally:
         os.close(fd)
-    return digest.hexdigest()
 
 
 def _check_hash_size(fd: int, src: FileRange) -> None:
@@ -693,30 +724,33 @@ class AtomicOutputs:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
+        """Clean up unless committed; an unwrapped write error (ENOSPC, EIO, ...) that a
+        writer let escape, on a temporary or without a file name, becomes BHS-M006."""
         try:
-            if not self._committed:
-                self._cleanup()
+            self._cleanup()
         finally:
             self._close_fds()
             self._restore_handlers()
         if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+            outputs = {os.path.abspath(temp): final
+                       for temp, final in zip(self.temps, self.finals, strict=False)}
             filename = exc.filename if isinstance(exc.filename, str) else None
-            if filename is None or os.path.abspath(filename) in self._temp_set():
-                output = (self.finals[self._temp_set().index(os.path.abspath(filename))]
-                          if filename is not None else self.finals[0])
+            output = self.finals[0] if filename is None else outputs.get(
+                os.path.abspath(filename))
+            if output is not None:
                 raise ImageError(error(
                     "BHS-M006", output, None,
                     f"writing the output failed: {exc.strerror or exc}; nothing was written",
                 )) from exc
 
-    def _temp_set(self) -> list[str]:
-        return [os.path.abspath(temp) for temp in self.temps]
-
     def _cleanup(self) -> None:
-        """Remove the temporaries not yet renamed and the finals this object created.
+        """Remove the temporaries not yet renamed and the finals this object created; after
+        a completed commit, nothing.
 
         Idempotent, and safe to run from a signal handler in the middle of any operation.
         """
+        if self._committed:
+            return
         for index, temp in enumerate(self.temps):
             if index not in self._renamed:
                 _remove(temp)

@@ -113,10 +113,24 @@ def r2_image(directory: Path) -> Image:
                                               "sha256:" + "1" * 64, {"origin": "x"}),))
 
 
+def r2_diff_image(directory: Path) -> Image:
+    """An r2 2.1 image whose memory is a diff-pages section against a base beside it.
+
+    Unlike the others it is written to disk: flattening reads the base image's header.
+    """
+    from single_factory import build_diff
+
+    from migrate.formats.single import read_single
+
+    _, diff = build_diff(directory, {0: b"diff page"})
+    return read_single(str(diff))
+
+
 TEST_IMAGES: dict[str, Callable[[Path], Image]] = {
     "legacy-a": legacy_a_image,
     "legacy-b": legacy_b_image,
     "r1": r1_image,
     "r2": r2_image,
+    "r2-diff-pages": r2_diff_image,
 }
 """Every image a step's ``test_image`` may name, by name."""

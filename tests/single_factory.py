@@ -15,7 +15,7 @@ from typing import Any
 
 from migrate.formats.single import write_single
 from migrate.ident import mainstream_ident
-from migrate.image import Compat, FileRange, Image, Producer, StateEntry
+from migrate.image import Compat, FileRange, Image, Producer, Section, StateEntry
 from migrate.nvlist import NvList, NvPair, NvType, pack
 
 KERNEL = ("vhpet", "vm", "vioapic", "vlapic", "vmcx", "vatpit", "vatpic", "vpmtmr", "vrtc")
@@ -140,3 +140,36 @@ def file_bytes(path: Path | str) -> bytes:
 
 def allocated_bytes(path: Path | str) -> int:
     return os.stat(path).st_blocks * 512
+
+
+def diff_pages_payload(page_count: int, present: dict[int, bytes]) -> bytes:
+    """A diff-pages payload (FORMAT.md 3.5): header, bitmap, present pages in order."""
+    bitmap = bytearray((page_count + 63) // 64 * 8)
+    for page in present:
+        bitmap[page // 8] |= 1 << (page % 8)
+    pages = b"".join(present[page].ljust(4096, b"\0") for page in sorted(present))
+    return struct.pack("<QQ", 4096, page_count) + bytes(bitmap) + pages
+
+
+def build_diff(tmp: Path, present: dict[int, bytes], *, base_name: str = "base.bhyve",
+               name: str = "diff.bhyve", memory_size: int = 1 << 20) -> tuple[Path, Path]:
+    """A plain r2 base image and an r2 2.1 image whose memory is a diff against it."""
+    from migrate.formats.single import read_single
+
+    base = build(tmp, "r2", name=base_name, memory_size=memory_size)
+    recorded = read_single(str(base)).checksums["memory"]
+    payload = tmp / "diff.payload"
+    payload.write_bytes(diff_pages_payload(memory_size // 4096, present))
+    attributes = {"base": NvPair("base", NvType.STRING, base_name),
+                  "base_checksum": NvPair("base_checksum", NvType.STRING, recorded)}
+    ident = mainstream_ident("2.1")
+    image = model(tmp, "r2", memory_size, memory=tmp / "guest.mem").evolve(
+        ident=ident,
+        memory=FileRange(str(payload), 0, payload.stat().st_size),
+        memory_type="diff-pages",
+        compat=Compat(ident, ("diff-pages",)),
+        sections=(Section("memory", 0, 0, "diff-pages", None, attributes),),
+    )
+    out = tmp / name
+    write_single(image, str(out))
+    return base, out

@@ -81,7 +81,7 @@ def test_encode_refuses_to_overwrite_without_force(run_cli: Run, tmp_path: Path)
     out.write_bytes(b"keep me")
     refused = run_cli("nvlist", "encode", str(source), "-o", str(out))
     assert refused.status == 2
-    assert "--force" in refused.stderr
+    assert refused.stderr == f"bhyvesnap: {out}: the output already exists [BHS-M004]\n"
     assert out.read_bytes() == b"keep me"
     forced = run_cli("nvlist", "encode", str(source), "-o", str(out), "--force")
     assert forced.status == 0
@@ -129,3 +129,13 @@ def test_help_explains_with_an_example(run_cli: Run) -> None:
     assert result.status == 0
     assert "bhyvesnap nvlist decode header.nvl" in result.stdout
     assert "--size-rule legacy" in result.stdout
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_is_accepted_on_either_side_of_the_action(run_cli: Run, where: str) -> None:
+    path = str(NV / "modern" / "empty.bin")
+    args = ["nvlist", "--debug", "decode", path] if where == "before" \
+        else ["nvlist", "decode", path, "--debug"]
+    result = run_cli(*args)
+    assert result.status == 0, result.stderr
+    assert json.loads(result.stdout) == {"flags": 0, "pairs": []}

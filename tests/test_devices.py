@@ -27,6 +27,7 @@ from migrate.devices import DeviceInstance, instance_name, layout_b_order, parse
         ("@pci.0.3.0", DeviceInstance("@pci.0.3.0", None, None, None)),
         ("virtio-blk@pci.0.3", DeviceInstance("virtio-blk@pci.0.3", None, None, None)),
         ("", DeviceInstance("", None, None, None)),
+        ("a\nb@pci.0.1.0", DeviceInstance("a\nb", 0, 1, 0)),
     ],
 )
 def test_parse_device_name(name: str, expected: DeviceInstance) -> None:

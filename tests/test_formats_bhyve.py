@@ -46,7 +46,7 @@ def test_facts_schema_is_draft_2020_12() -> None:
     schema = data.load_json("bhyve-facts.schema.json")
     Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"] == "urn:bhyvesnap:schema:bhyve-facts"
+    assert schema["$id"] == "https://bhyvesnap.invalid/schemas/bhyve-facts.schema.json"
 
 
 @pytest.mark.parametrize(("format_id", "sizes", "expected"), [

@@ -537,7 +537,7 @@ def _lists(children: st.SearchStrategy[NvList]) -> st.SearchStrategy[NvList]:
 NVLISTS = st.recursive(
     st.builds(_build, st.integers(0, 3),
               st.lists(st.tuples(_TEXT, _scalar_pairs()), max_size=4)),
-    _lists, max_leaves=12)
+    _lists, max_leaves=8)
 
 
 @settings(max_examples=2000, deadline=None)

@@ -668,3 +668,30 @@ def test_child_sigkilled_leaves_only_a_stale_temp(tmp_path: Path) -> None:
     assert child.wait(timeout=10) == -signal.SIGKILL
     assert not (tmp_path / "image").exists()
     assert stale_temps(str(tmp_path)) == [temp]
+
+
+def test_signal_after_commit_keeps_the_outputs(tmp_path: Path) -> None:
+    def committed_then_interrupted() -> None:
+        with AtomicOutputs([str(tmp_path / "image")]) as out:
+            write_bytes_at(out.fd(0), 0, b"complete")
+            out.commit()
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+
+    with pytest.raises(KeyboardInterrupt):
+        committed_then_interrupted()
+    assert (tmp_path / "image").read_bytes() == b"complete"
+
+
+def test_append_mode_output_is_refused(sparse_source: tuple[Path, bytes],
+                                       tmp_path: Path) -> None:
+    path, _ = sparse_source
+    fd = os.open(tmp_path / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        with pytest.raises(ValueError, match="O_APPEND"):
+            copy_range(FileRange(str(path), 0, 10), fd, 0)
+        with pytest.raises(ValueError, match="O_APPEND"):
+            write_bytes_at(fd, 0, b"x")
+    finally:
+        os.close(fd)

@@ -219,7 +219,7 @@ def test_ident_shared_by_two_profiles_is_ambiguous(tmp_path: Path) -> None:
 # --- user profiles ---------------------------------------------------------------------------
 
 def test_targets_dir_adds_profiles(tmp_path: Path) -> None:
-    write(tmp_path, "lab.json", profile())
+    write(tmp_path, "lab.json", {"$schema": "target.schema.json", **profile()})
     (tmp_path / "notes.txt").write_text("not a profile")
     targets = load_targets(str(tmp_path))
     assert len(targets) == 7

@@ -9,16 +9,15 @@ invalid image, a usage problem or unreadable file exits 2.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-import tempfile
 from typing import Any
 
 from migrate.findings import ImageError, UsageError, error
 from migrate.nvlist import MAX_SIZE, NvlistError, from_description, pack, to_description, unpack
 from migrate.render import print_json
+from migrate.rules import RuleKind
+from migrate.storage import AtomicOutputs, write_bytes_at
 from migrate.verdicts import EXIT_INVALID, EXIT_OK
 
 HELP = "decode and encode FreeBSD libnv packed nvlists by hand"
@@ -33,7 +32,8 @@ to the same bytes.
 
 decode checks everything nvlist_unpack() checks. Without --flags it accepts the flags the
 buffer's top header carries; with --flags N it insists on them as nvlist_unpack(buf, len,
-N) does. encode refuses to overwrite OUT unless --force, and writes it atomically.
+N) does. encode refuses to overwrite OUT unless --force, and writes it atomically
+(temporary file, fsync, rename).
 
 Exit status: 0 done, 30 the nvlist (or JSON description) is invalid, 2 usage error or
 unreadable file.
@@ -79,6 +79,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="write DESCRIPTOR types as nvlist_send() does instead of "
                         "refusing them like nvlist_pack()")
     encode.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    for action in (decode, encode):
+        # also after the action; SUPPRESS keeps a --debug given before it from being reset
+        action.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show the Python traceback of an internal error")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "decode":
             return _decode(args)
         return _encode(args)
-    except (NvlistError, ImageError) as exc:
+    except ImageError as exc:
+        if exc.finding.kind is not RuleKind.VALIDATION:
+            raise  # e.g. writing the output failed: the dispatcher reports it (exit 2)
         print(f"bhyvesnap: {exc.finding.one_line()}", file=sys.stderr)
         return EXIT_INVALID
 
@@ -113,9 +119,7 @@ def _decode(args: argparse.Namespace) -> int:
 def _encode(args: argparse.Namespace) -> int:
     path: str = args.json_file
     out: str = args.output
-    if os.path.lexists(out) and not args.force:
-        raise UsageError(error("BHS-M004", out, None,
-                               "the output exists; give --force to overwrite it"))
+    outputs = AtomicOutputs([out], force=args.force)  # refuses an existing OUT before any work
     try:
         with open(path, "rb") as handle:
             text = handle.read()
@@ -129,37 +133,8 @@ def _encode(args: argparse.Namespace) -> int:
                                f"not a JSON description: {exc}")) from None
     data = pack(from_description(doc, file=path), size_rule=args.size_rule,
                 descriptors=args.descriptors)
-    _write_atomically(out, data)
+    with outputs:
+        write_bytes_at(outputs.fd(0), 0, data)
+        outputs.commit()
     print(f"bhyvesnap: wrote {len(data)} bytes to {out}", file=sys.stderr)
     return EXIT_OK
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename: OUT is either old or complete."""
-    directory = os.path.dirname(path) or "."
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        fd, temp = tempfile.mkstemp(prefix=".bhyvesnap-", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise _unwritable(path, exc) from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp's 0600 would surprise; honour the umask
-        os.replace(temp, path)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise _unwritable(path, exc) from exc
-
-
-def _unwritable(path: str, exc: OSError) -> UsageError:
-    return UsageError(error("BHS-M006", path, None, f"cannot write: {exc.strerror or exc}"))

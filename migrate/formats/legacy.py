@@ -509,7 +509,7 @@ def write_legacy(image: Image, memory_out: str, kern_out: str, meta_out: str) ->
     if image.memory.size != image.legacy.memsize:
         raise ValueError(f"memory is {image.memory.size} bytes but memsize is "
                          f"{image.legacy.memsize}")
-    document = _document(image, layout)
+    document = _document(image, layout, image.legacy)
     try:
         generation = _fingerprint(_check_document(json.loads(json.dumps(document)), meta_out),
                                   meta_out)
@@ -522,23 +522,22 @@ def write_legacy(image: Image, memory_out: str, kern_out: str, meta_out: str) ->
                          f"{generation}, but {', '.join(relabelled)} are not of it")
     _write_kern(image, kern_out)
     with open(meta_out, "wb") as meta:
-        meta.write(render_meta(document))
+        meta.write(_render_meta(document))
     fd = _create(memory_out)
     try:
-        storage.copy_range(image.memory, fd, 0)
+        storage.copy_memory(image.memory, fd, 0)
     finally:
         os.close(fd)
 
 
-def render_meta(document: dict[str, Any]) -> bytes:
+def _render_meta(document: dict[str, Any]) -> bytes:
     """``F.meta`` bytes: keys in the given (libxo) order, two-space indent, final newline,
     ASCII with escapes (a lone surrogate in a name still encodes; libucl reads escapes)."""
     return (json.dumps(document, indent=2) + "\n").encode("ascii")
 
 
-def _document(image: Image, layout: _Layout) -> dict[str, Any]:
+def _document(image: Image, layout: _Layout, meta: LegacyMetadata) -> dict[str, Any]:
     """The ``F.meta`` object in libxo's key order, with contiguous offsets."""
-    assert image.legacy is not None
     facts = legacy_facts()
     offset = 0
 
@@ -559,7 +558,6 @@ def _document(image: Image, layout: _Layout) -> dict[str, Any]:
             rows.append(row)
         return rows
 
-    meta = image.legacy
     return {
         BASIC: {"ncpus": meta.ncpus, "vmname": meta.vmname, "memsize": meta.memsize,
                 "memflags": meta.memflags},

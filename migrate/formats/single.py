@@ -28,6 +28,8 @@ from migrate.image import (
     ExtraSection,
     FileRange,
     Image,
+    Memory,
+    PageMerge,
     Producer,
     Section,
     StateEntry,
@@ -355,29 +357,59 @@ class _Reader:
 
     def check_diff_pages(self, section: Section, memory_size: int) -> None:
         pointer = "/sections/memory"
-        if section.size < DIFF_PAGES_HEADER:
-            raise self.fail("BHS-S017", f"{pointer}/size", "diff-pages section is shorter than "
-                            "its 16-byte header")
-        page_size, pages = _DIFF_HEADER.unpack(self.pread(section.offset, DIFF_PAGES_HEADER))
-        if page_size != ALIGNMENT or pages * page_size != memory_size:
-            raise self.fail("BHS-S017", section.offset,
-                            f"diff-pages header ({pages} pages of {page_size} bytes) does not "
-                            f"cover config memory.size {memory_size}")
-        bitmap_size = (pages + 63) // 64 * 8
-        if DIFF_PAGES_HEADER + bitmap_size > section.size:
-            raise self.fail("BHS-S017", section.offset + DIFF_PAGES_HEADER,
-                            "diff-pages bitmap runs past the section")
-        bitmap = self.pread(section.offset + DIFF_PAGES_HEADER, bitmap_size)
-        present = int.from_bytes(bitmap, "little").bit_count()
-        expected = DIFF_PAGES_HEADER + bitmap_size + present * page_size
-        if expected != section.size:
-            raise self.fail("BHS-S017", f"{pointer}/size",
-                            f"diff-pages section is {section.size} bytes but its bitmap "
-                            f"announces {present} pages ({expected} bytes)")
+        read_diff_pages(FileRange(self.path, section.offset, section.size), memory_size,
+                        self.handle)
         for attribute in ("base", "base_checksum"):
-            if attribute not in section.attributes:
+            pair = section.attributes.get(attribute)
+            if pair is None or pair.type is not NvType.STRING:
                 raise self.fail("BHS-S017", f"{pointer}/{attribute}",
-                                f"diff-pages section lacks {attribute!r}")
+                                f"diff-pages section lacks a STRING {attribute!r}")
+
+
+@dataclass(frozen=True)
+class DiffPages:
+    """The parsed layout of a ``diff-pages`` payload (FORMAT.md 3.5)."""
+
+    page_size: int
+    page_count: int
+    bitmap: bytes
+    pages: FileRange
+
+
+def read_diff_pages(source: FileRange, memory_size: int, handle: Any = None) -> DiffPages:
+    """Parse and check the header and bitmap of the diff-pages payload at ``source``.
+
+    Reads 16 bytes plus the bitmap (memory size / 32 KiB), never the pages; every size is
+    checked against the section before anything is allocated.
+    """
+    def fail(location: int | str, message: str) -> ImageError:
+        return ImageError(error("BHS-S017", source.path, location, message))
+
+    def pread(offset: int, size: int) -> bytes:
+        if handle is None:
+            return FileRange(source.path, offset, size).read()
+        handle.seek(offset)
+        data: bytes = handle.read(size)
+        return data
+
+    pointer = "/sections/memory"
+    if source.size < DIFF_PAGES_HEADER:
+        raise fail(f"{pointer}/size", "diff-pages section is shorter than its 16-byte header")
+    page_size, pages = _DIFF_HEADER.unpack(pread(source.offset, DIFF_PAGES_HEADER))
+    if page_size != ALIGNMENT or pages * page_size != memory_size:
+        raise fail(source.offset, f"diff-pages header ({pages} pages of {page_size} bytes) "
+                   f"does not cover config memory.size {memory_size}")
+    bitmap_size = (pages + 63) // 64 * 8
+    if DIFF_PAGES_HEADER + bitmap_size > source.size:
+        raise fail(source.offset + DIFF_PAGES_HEADER, "diff-pages bitmap runs past the section")
+    bitmap = pread(source.offset + DIFF_PAGES_HEADER, bitmap_size)
+    present = (int.from_bytes(bitmap, "little") & ((1 << pages) - 1)).bit_count()
+    header = DIFF_PAGES_HEADER + bitmap_size
+    if header + present * page_size != source.size:
+        raise fail(f"{pointer}/size", f"diff-pages section is {source.size} bytes but its "
+                   f"bitmap announces {present} pages ({header + present * page_size} bytes)")
+    return DiffPages(page_size, pages, bitmap,
+                     FileRange(source.path, source.offset + header, present * page_size))
 
 
 def _number(pair: NvPair) -> int:
@@ -428,7 +460,7 @@ class _Planned:
     name: str
     type: str
     size: int
-    content: bytes | FileRange
+    content: bytes | Memory
     checksum: str | None
     attributes: Mapping[str, Any]
 
@@ -460,8 +492,8 @@ def write_single(image: Image, out: str, *, header_room: int = 0) -> None:
     try:
         os.ftruncate(fd, end)
         for section in planned:
-            if isinstance(section.content, FileRange):
-                storage.copy_range(section.content, fd, offsets[section.name])
+            if isinstance(section.content, (FileRange, PageMerge)):
+                storage.copy_memory(section.content, fd, offsets[section.name])
             else:
                 storage.write_bytes_at(fd, offsets[section.name], section.content)
         header = _header(image, planned, offsets)
@@ -516,11 +548,11 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _range_checksum(image: Image, name: str, source: FileRange) -> str:
+def _range_checksum(image: Image, name: str, source: Memory) -> str:
     known = image.checksums.get(name)
     if known is not None:
         return known
-    return "sha256:" + storage.hash_range(source)
+    return "sha256:" + storage.hash_memory(source)
 
 
 def _header(image: Image, planned: list[_Planned], offsets: Mapping[str, int]) -> bytes:

@@ -71,6 +71,8 @@ class Step(ABC):
     rewrites: ClassVar[tuple[str, ...]]
     losses: ClassVar[tuple[Loss, ...]]
     test_image: ClassVar[str]
+    removes_feature: ClassVar[str | None] = None
+    """The r2 compat feature this step removes (``flatten``: ``diff-pages``), if any."""
 
     @abstractmethod
     def blockers(self, image: Image, context: StepContext) -> list[Finding]:
