@@ -328,8 +328,9 @@ def run_gate(targets: Sequence[Target], corpus: str | None = None, *,
             pair = Pair(image.name, target.name, expected, verdict,
                         _status(expected, verdict, baseline=reference is not None))
             if pair.failed:
-                pair = replace(pair, finding=_pair_finding(pair, index, manifest_path, baseline))
-                findings.append(pair.finding)
+                finding = _pair_finding(pair, index, manifest_path, baseline)
+                pair = replace(pair, finding=finding)
+                findings.append(finding)
             pairs.append(pair)
     return GateResult(tuple(image.name for image in images), tuple(t.name for t in targets),
                       tuple(pairs), tuple(findings),

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from migrate.findings import Finding
+from migrate.findings import Finding, UsageError, error
 
 FORMATS: tuple[str, ...] = ("legacy-a", "legacy-b", "r1", "r2")
 """Every format id, oldest first (the upgrade chain of FORMAT.md section 1)."""
@@ -33,12 +33,23 @@ class FileRange:
     size: int
 
     def read(self) -> bytes:
-        """Read the whole range; for small ranges only (state blobs, config, headers)."""
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read(self.size)
+        """Read the whole range; for small ranges only (state blobs, config, headers).
+
+        A file that shrank since it was measured, or vanished, is an unreadable input
+        (BHS-X002), never a silently short blob.
+        """
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read(self.size)
+        except OSError as exc:
+            raise UsageError(error("BHS-X002", self.path, self.offset,
+                                   f"cannot read: {exc.strerror or exc}")) from exc
         if len(data) != self.size:
-            raise OSError(f"{self.path}: short read at byte {self.offset + len(data)}")
+            raise UsageError(error(
+                "BHS-X002", self.path, self.offset + len(data),
+                f"the file ends {self.size - len(data)} bytes before the end of the "
+                f"{self.size}-byte range it should hold: it was truncated"))
         return data
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.conftest import DATA, CliResult
+from conftest import DATA, CliResult
 
 NV = DATA / "nvlist"
 Run = Callable[..., CliResult]

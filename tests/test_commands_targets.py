@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import CliResult
+from conftest import CliResult
 
 Run = Callable[..., CliResult]
 

@@ -27,7 +27,7 @@ from migrate.findings import ImageError, NotInterpretedError
 from migrate.formats import read_image
 from migrate.formats.single import read_single, write_single
 from migrate.ident import mainstream_ident
-from migrate.image import Compat, Producer
+from migrate.image import Compat, FileRange, Producer
 from migrate.nvlist import NvList, NvPair, NvType, pack
 from migrate.validate import validate
 
@@ -98,6 +98,7 @@ def test_memory_holes_are_kept(tmp_path: Path) -> None:
 def test_memory_bytes_are_copied_exactly(tmp_path: Path) -> None:
     path = build(tmp_path, "r2", memory_size=1 << 20)
     image = read_single(str(path))
+    assert isinstance(image.memory, FileRange)
     assert image.memory.read() == file_bytes(tmp_path / "guest.mem")
 
 

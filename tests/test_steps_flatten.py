@@ -9,7 +9,7 @@ from single_factory import build, build_diff
 
 from migrate.formats.single import read_single, write_single
 from migrate.ident import mainstream_ident
-from migrate.image import Compat
+from migrate.image import Compat, FileRange
 from migrate.registry import REGISTRY, StepContext
 from migrate.steps.flatten import Flatten
 from migrate.validate import validate
@@ -35,7 +35,10 @@ def test_flatten_merges_pages_over_the_base(tmp_path: Path) -> None:
     out = tmp_path / "flat.bhyve"
     write_single(flat, str(out))
     written = read_single(str(out))
-    expected = bytearray(read_single(str(base)).memory.read())
+    base_memory = read_single(str(base)).memory
+    assert isinstance(base_memory, FileRange)
+    assert isinstance(written.memory, FileRange)
+    expected = bytearray(base_memory.read())
     for page, data in PRESENT.items():
         expected[page * 4096:(page + 1) * 4096] = data.ljust(4096, b"\0")
     assert written.memory.read() == bytes(expected)

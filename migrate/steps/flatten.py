@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 
+from migrate.config import parse_config
 from migrate.findings import BhyvesnapError, Finding, error
 from migrate.formats.single import read_diff_pages
 from migrate.ident import mainstream_ident
-from migrate.config import parse_config
 from migrate.image import Compat, FileRange, Image, PageMerge
-from migrate.steps.base import Loss, Step, StepContext
+from migrate.steps.base import Step, StepContext
 
 FEATURE = "diff-pages"
 
