@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,7 +33,16 @@ from migrate.devices import layout_b_order, parse_device_name
 from migrate.formats import output_paths, write_image
 from migrate.formats.bhyve import legacy_facts
 from migrate.ident import IDENT_SIZE, mainstream_ident
-from migrate.image import Compat, FileRange, Image, LegacyMetadata, Producer, StateEntry
+from migrate.image import (
+    Compat,
+    FileRange,
+    Image,
+    LegacyMetadata,
+    Producer,
+    Section,
+    StateEntry,
+)
+from migrate.nvlist import NvPair, NvType
 from migrate.verdicts import Verdict
 
 DEFINITION = "corpus/images.json"
@@ -50,8 +60,9 @@ DAMAGES: dict[str, str] = {
 }
 """Each way a damaged image is broken, as the manifest's provenance describes it."""
 
-_SUFFIX = {"legacy-a": ".ckp", "legacy-b": ".ckp", "r1": ".bhyve", "r2": ".bhyve"}
-_SINGLE_VERSION = {"r1": "1.0", "r2": "2.0"}
+_SUFFIX = {"legacy-a": ".ckp", "legacy-b": ".ckp", "r1": ".bhyve", "r2": ".bhyve",
+           "diff-pages": ".bhyve"}
+_SINGLE_VERSION = {"r1": "1.0", "r2": "2.0", "diff-pages": "2.1"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,9 @@ class ImageSpec:
     ident: str | None = None
     source: str | None = None
     damage: str | None = None
+    base: str | None = None
+    base_file: str | None = None
+    pages: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,13 @@ def _check_images(images: Sequence[ImageSpec]) -> None:
             if source is None or source.kind == "damaged":
                 raise ValueError(f"damaged image {spec.name!r} must name an undamaged image "
                                  f"defined before it, not {spec.source!r}")
+        if spec.kind == "diff-pages":
+            base = seen.get(spec.base or "")
+            if base is None or base.kind != "r2" or base.memory != spec.memory:
+                raise ValueError(f"diff-pages image {spec.name!r} must name an r2 image of "
+                                 f"the same memory size defined before it, not {spec.base!r}")
+            if max(spec.pages) >= spec.memory // PAGE:
+                raise ValueError(f"diff-pages image {spec.name!r} names a page past memory")
         seen[spec.name] = spec
 
 
@@ -144,7 +165,9 @@ def _spec(entry: Mapping[str, Any]) -> ImageSpec:
         entry["name"], entry["kind"], entry["description"], expected,
         generation=entry["generation"], ncpus=entry["ncpus"], memory=entry["memory"],
         memflags=entry.get("memflags", 0), devices=tuple(entry["devices"]),
-        config=dict(entry.get("config", {})), ident=entry.get("ident"))
+        config=dict(entry.get("config", {})), ident=entry.get("ident"),
+        base=entry.get("base"), base_file=entry.get("base_file"),
+        pages=tuple(entry.get("pages", ())))
 
 
 def load_definition() -> Definition:
@@ -155,8 +178,8 @@ def load_definition() -> Definition:
 def image_format(spec: ImageSpec, definition: Definition) -> str:
     """The format ``spec`` is written as (a damaged image: its source's)."""
     if spec.kind == "damaged":
-        return definition.spec(spec.source or "").kind
-    return spec.kind
+        return image_format(definition.spec(spec.source or ""), definition)
+    return "r2" if spec.kind == "diff-pages" else spec.kind
 
 
 def image_path(spec: ImageSpec, definition: Definition) -> str:
@@ -243,12 +266,44 @@ def build_model(spec: ImageSpec, definition: Definition, memory_path: str) -> Im
     if spec.kind in ("legacy-a", "legacy-b"):
         return image.evolve(legacy=LegacyMetadata(spec.ncpus, spec.name, spec.memory,
                                                   spec.memflags))
-    image = image.evolve(ident=spec.ident or mainstream_ident(_SINGLE_VERSION[spec.kind]),
+    image = image.evolve(format=image_format(spec, definition),
+                         ident=spec.ident or mainstream_ident(_SINGLE_VERSION[spec.kind]),
                          config_text=_config(spec, devices))
-    if spec.kind == "r2":
+    if image.format == "r2":
         image = image.evolve(compat=Compat(mainstream_ident("2.0")),
                              producer=definition.producer)
     return image
+
+
+def _diff_pages(model: Image, spec: ImageSpec, definition: Definition, directory: str,
+                scratch: str) -> Image:
+    """``model`` as an r2 2.1 image whose memory is a diff-pages section (FORMAT.md 3.5)
+    against the already built base image; ``base_file`` may name a base that is not there."""
+    from migrate.formats.single import read_single
+
+    base_spec = definition.spec(spec.base or "")
+    base_name = image_path(base_spec, definition)
+    recorded = read_single(os.path.join(directory, base_name)).checksums["memory"]
+    bitmap = bytearray((spec.memory // PAGE + 63) // 64 * 8)
+    for page in spec.pages:
+        bitmap[page // 8] |= 1 << (page % 8)
+    payload_path = os.path.join(scratch, f"{spec.name}.diff")
+    with open(payload_path, "wb") as handle:
+        handle.write(struct.pack("<QQ", PAGE, spec.memory // PAGE) + bytes(bitmap))
+        for page in sorted(spec.pages):
+            handle.write(synthetic(f"{spec.name}/diff/{page}", PAGE))
+    attributes = {
+        "base": NvPair("base", NvType.STRING, spec.base_file or base_name),
+        "base_checksum": NvPair("base_checksum", NvType.STRING, recorded),
+    }
+    ident = mainstream_ident("2.1")
+    return model.evolve(
+        ident=ident,
+        compat=Compat(ident, ("diff-pages",)),
+        memory=FileRange(payload_path, 0, os.path.getsize(payload_path)),
+        memory_type="diff-pages",
+        sections=(Section("memory", 0, 0, "diff-pages", None, attributes),),
+    )
 
 
 # --------------------------------------------------------------------------- damage
@@ -298,6 +353,8 @@ def build_image(spec: ImageSpec, definition: Definition, directory: str,
     if not os.path.exists(memory_path):
         _write_memory(memory_path, generated)
     model = build_model(generated, definition, memory_path)
+    if generated.kind == "diff-pages":
+        model = _diff_pages(model, generated, definition, directory, scratch)
     finals = output_paths(model.format, os.path.join(directory, image_path(spec, definition)))
     with storage.AtomicOutputs(finals, force=True) as out:
         write_image(model, out.temps)

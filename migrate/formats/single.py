@@ -53,6 +53,12 @@ def _facts() -> Any:
     return load_json("bhyve/revisions.json")
 
 
+def _r1_header_area() -> int:
+    """The fixed header area of ``r1`` (4096), from the revisions data."""
+    revision = next(r for r in _facts()["revisions"] if r["format"] == "r1")
+    return int(revision["header_area"])
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -163,7 +169,7 @@ class _Reader:
         compat: Compat | None = None
         producer: Producer | None = None
         if image_format == "r1":
-            area = int(_facts()["revisions"][0]["header_area"])
+            area = _r1_header_area()
             if header_end > area:
                 raise self.fail("BHS-S005", IDENT_SIZE,
                                 f"r1 header of {header_end} bytes does not fit the "
@@ -230,7 +236,7 @@ class _Reader:
 
     def header_area(self, image_format: str, sections: list[Section], header_end: int) -> int:
         if image_format == "r1":
-            area = int(_facts()["revisions"][0]["header_area"])
+            area = _r1_header_area()
         else:
             area = min(s.offset for s in sections)
         for section in sections:
@@ -475,7 +481,7 @@ def write_single(image: Image, out: str, *, header_room: int = 0) -> None:
     planned = _plan_sections(image)
     header_size = len(_header(image, planned, dict.fromkeys((p.name for p in planned), 0)))
     if image.format == "r1":
-        area = int(_facts()["revisions"][0]["header_area"])
+        area = _r1_header_area()
         if PREFIX_SIZE + header_size > area:
             raise ImageError(error("BHS-S005", out, IDENT_SIZE,
                                    f"r1 header of {PREFIX_SIZE + header_size} bytes does not fit "
