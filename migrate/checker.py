@@ -148,16 +148,6 @@ def load_config_file(path: str) -> BhyveConfig:
         raise UsageError(exc.finding) from None
 
 
-def removal_step(feature: str, registry: Registry) -> Step | None:
-    """The registered step that removes ``feature`` from an r2 image, if there is one.
-
-    A step declares the feature it removes as ``removes_feature`` (``flatten``:
-    ``diff-pages``, FORMAT.md 3.5); the checker never assumes one exists.
-    """
-    return next((step for step in registry.steps
-                 if step.removes_feature == feature), None)
-
-
 def migrate_command(image_path: str, output_base: str, target: Target, *, lossy: bool,
                     config_file: str | None) -> str:
     """The exact ``bhyvesnap migrate`` command line that makes the image restorable."""
@@ -368,7 +358,7 @@ class _Judge:
         for feature in () if compat is None else compat.features:
             if self.target.feature(feature) is not None:
                 continue
-            step = removal_step(feature, self.registry)
+            step = self.registry.removal_step(feature)
             if step is None:
                 self.fail("BHS-T006", (self.path, "/compat/features"),
                           f"the image uses the feature {feature}, which {self.target.name} "

@@ -37,10 +37,10 @@ from migrate.findings import (
 )
 from migrate.formats import output_paths, read_image, read_image_files, write_image
 from migrate.image import FORMATS, FileRange, Image, StateEntry
-from migrate.registry import REGISTRY, Plan, StepBlocked, StepContext, run_steps
+from migrate.registry import REGISTRY, Plan, Step, StepBlocked, StepContext, run_steps
 from migrate.rules import RuleKind
 from migrate.storage import AtomicOutputs, Progress, fsync_file, hash_range
-from migrate.targets import load_targets, resolve_target
+from migrate.targets import Target, load_targets, resolve_target
 
 __all__ = ["MigrationError", "MigrationFailed", "MigrationRefused", "MigrationResult",
            "plan_migration", "resolve_destination", "run_migration"]
@@ -110,15 +110,15 @@ class MigrationFailed(MigrationError):
 # planning
 
 
-def resolve_destination(to: str, targets_dir: str | None = None) -> str:
-    """The format id ``--to`` means: a format id itself, else the format of the target profile
-    it names (a profile name, IDENT or FreeBSD release, as ``--target`` takes them).
+def resolve_destination(to: str, targets_dir: str | None = None) -> tuple[str, Target | None]:
+    """The format id ``--to`` means, with the target profile it names if it names one: a
+    format id itself, else a profile name, IDENT or FreeBSD release as ``--target`` takes them.
 
     Target profiles are only loaded when ``to`` is not a format id. Anything else is a
     UsageError BHS-X003 listing the formats and, from the target resolver, the profiles.
     """
     if to in FORMATS:
-        return to
+        return to, None
     try:
         target = resolve_target(to, load_targets(targets_dir))
     except UsageError as exc:
@@ -128,7 +128,21 @@ def resolve_destination(to: str, targets_dir: str | None = None) -> str:
             "BHS-X003", _TO_OPTION, None,
             f"{to!r} is no format ({', '.join(FORMATS)}) and names no single target: "
             f"{exc.finding.message}", exc.finding.remedy)) from None
-    return target.format
+    return target.format, target
+
+
+def removal_steps(image: Image, destination: str, target: Target | None) -> tuple[Step, ...]:
+    """The feature-removing steps (``flatten``) to run before the path, as the checker plans
+    them: for a target, every compat feature it does not know; for a bare format id, every
+    feature when the image leaves ``r2`` (no other format can hold one), none when it stays.
+    A feature no step removes is left for the path's own blockers to refuse."""
+    features = () if image.compat is None else image.compat.features
+    if target is not None:
+        features = tuple(f for f in features if target.feature(f) is None)
+    elif destination == image.format:
+        features = ()
+    steps = (REGISTRY.removal_step(feature) for feature in features)
+    return tuple(dict.fromkeys(step for step in steps if step is not None))
 
 
 def _context(config_file: str | None) -> StepContext:
@@ -174,16 +188,17 @@ def plan_migration(path: str, to: str, *, config_file: str | None = None,
     MigrationRefused for an image its reader refuses (the reader's finding) and when no
     chain of steps leads to the destination (BHS-M007).
     """
-    destination = resolve_destination(to, targets_dir)
+    destination, target = resolve_destination(to, targets_dir)
     context = _context(config_file)
     image = _read_source(path)
     try:
-        plan = REGISTRY.plan(image.format, destination, file=path)
+        path_plan = REGISTRY.plan(image.format, destination, file=path)
     except UsageError as exc:
         if exc.finding.kind is RuleKind.USAGE:
             raise
         raise MigrationRefused([exc.finding]) from None
-    return image, plan, context
+    removal = removal_steps(image, destination, target)
+    return image, Plan(image.format, destination, (*removal, *path_plan.steps)), context
 
 
 def _lossy_finding(path: str, plan: Plan) -> Finding:
@@ -269,7 +284,10 @@ def run_migration(path: str, to: str, out: str, *, config_file: str | None = Non
     mode = stat.S_IMODE(os.stat(image.files[0]).st_mode) & 0o666
     try:
         with AtomicOutputs(outputs, force=force, mode=mode) as atomic:
-            write_image(model, atomic.temps)
+            bar = Progress(model.memory.size, "copying memory") if progress else None
+            write_image(model, atomic.temps, progress=bar)
+            if bar is not None:
+                bar.close()
             for temp in atomic.temps:  # durable before it is judged, as before it is renamed
                 fsync_file(temp)
             _verify(model, atomic.temps, out, verify=verify, progress=progress)

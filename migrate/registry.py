@@ -102,6 +102,12 @@ class Registry:
                 queue.append(step.destination)
         return None
 
+    def removal_step(self, feature: str) -> Step | None:
+        """The declared step that removes r2 compat ``feature`` (``flatten``: ``diff-pages``),
+        if any: a same-format step, run before the path when the destination lacks the
+        feature. Nothing assumes one exists."""
+        return next((step for step in self._steps if step.removes_feature == feature), None)
+
     def plan(self, source: str, destination: str, file: str = "") -> Plan:
         """Like :meth:`path`, but asking for an impossible migration is a :class:`UsageError`.
 

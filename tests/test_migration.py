@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 from legacy_factory import LegacyFiles, blob, build_legacy
-from single_factory import allocated_bytes, build
+from single_factory import allocated_bytes, build, build_diff
 
 from migrate import migration, storage
 from migrate.findings import ImageError, UsageError, error
 from migrate.formats import read_image, read_image_files, write_image
+from migrate.formats.single import read_single
 from migrate.image import FileRange, Image
 from migrate.migration import (
     MigrationFailed,
@@ -156,7 +157,9 @@ def test_without_user_config_the_incomplete_config_is_a_warning(tmp_path: Path) 
     ("freebsd-14", "legacy-b"), ("14.1-RELEASE-p3", "legacy-b"),
     ("BHYVE CHECKPOINT IMAGE 2.0", "r2")])
 def test_to_takes_a_format_or_a_target(to: str, expected: str) -> None:
-    assert resolve_destination(to) == expected
+    destination, target = resolve_destination(to)
+    assert destination == expected
+    assert (target is None) == (to == "r2")
 
 
 def test_unknown_to_is_a_usage_error_naming_the_option() -> None:
@@ -375,7 +378,7 @@ def test_failure_while_writing_leaves_no_output_and_no_temporaries(
     path = build(tmp_path, "r1")
     before = directory_state(tmp_path)
 
-    def half_written(image: Image, paths: list[str]) -> None:
+    def half_written(image: Image, paths: list[str], **options: Any) -> None:
         write_image(image, paths)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -391,7 +394,7 @@ def test_writer_image_error_is_a_failure_with_its_finding(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     path = build(tmp_path, "r1")
 
-    def full_disk(image: Image, paths: list[str]) -> None:
+    def full_disk(image: Image, paths: list[str], **options: Any) -> None:
         raise ImageError(error("BHS-M006", str(tmp_path / "out"), 0, "disk full"))
 
     monkeypatch.setattr(migration, "write_image", full_disk)
@@ -405,7 +408,7 @@ def test_writer_image_error_is_a_failure_with_its_finding(tmp_path: Path,
 def corrupt_memory_after_writing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the writer flip the first memory byte of what it wrote (a bad disk, a bad copy)."""
 
-    def corrupting(image: Image, paths: list[str]) -> None:
+    def corrupting(image: Image, paths: list[str], **options: Any) -> None:
         write_image(image, paths)
         memory = read_image(paths[0]).section("memory") if image.format in ("r1", "r2") else None
         offset = 0 if memory is None else memory.offset
@@ -471,7 +474,7 @@ def test_unreadable_output_is_a_verification_failure(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     path = build(tmp_path, "r1")
 
-    def truncating(image: Image, paths: list[str]) -> None:
+    def truncating(image: Image, paths: list[str], **options: Any) -> None:
         write_image(image, paths)
         os.truncate(paths[0], 100)
 
@@ -508,3 +511,38 @@ def test_result_json_has_the_cli_document_shape(tmp_path: Path) -> None:
     assert {loss["what"] for loss in document["plan"][0]["losses"]} == {"producer",
                                                                         "checksums"}
     assert set(document["plan"][0]) == {"step", "from", "to", "rewrites", "losses"}
+
+
+# --------------------------------------------------------------------------------------------
+# features: a diff-pages image is flattened first when the destination lacks the feature
+
+
+@pytest.mark.parametrize(("to", "steps"), [
+    ("bhyve-image-2.1", []),
+    ("r2", []),
+    ("bhyve-image-2.0", ["flatten"]),
+    ("r1", ["flatten", "r2-to-r1"]),
+    ("bhyve-image-1.0", ["flatten", "r2-to-r1"]),
+])
+def test_diff_pages_are_flattened_when_the_destination_lacks_them(
+        tmp_path: Path, to: str, steps: list[str]) -> None:
+    _, diff = build_diff(tmp_path, {0: b"new page"})
+    _, plan, _ = plan_migration(str(diff), to)
+    assert [step.name for step in plan.steps] == steps
+
+
+def test_flattened_output_holds_the_merged_memory(tmp_path: Path) -> None:
+    base, diff = build_diff(tmp_path, {2: b"new page"})
+    out = tmp_path / "flat.bhyve"
+    run_migration(str(diff), "bhyve-image-2.0", str(out))
+    written = read_single(str(out))
+    assert written.ident == "BHYVE CHECKPOINT IMAGE 2.0"
+    assert written.compat is not None
+    assert written.compat.features == ()
+    base_memory = read_single(str(base)).memory
+    assert isinstance(base_memory, FileRange)
+    assert isinstance(written.memory, FileRange)
+    expected = bytearray(base_memory.read())
+    expected[2 * 4096:3 * 4096] = b"new page".ljust(4096, b"\0")
+    assert written.memory.read() == bytes(expected)
+    assert validate(str(out), verify=True).valid

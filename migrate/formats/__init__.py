@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from migrate.findings import ImageError, error
 from migrate.image import Image
+
+if TYPE_CHECKING:
+    from migrate.storage import Progress
 
 LEGACY_FORMATS = ("legacy-a", "legacy-b")
 SINGLE_FORMATS = ("r1", "r2")
@@ -63,15 +67,17 @@ def output_paths(image_format: str, out: str) -> list[str]:
     raise ValueError(f"no writer for format {image_format!r}")
 
 
-def write_image(image: Image, paths: Sequence[str]) -> None:
-    """Write ``image`` to ``paths`` (as ``output_paths`` orders them, usually temporaries)."""
+def write_image(image: Image, paths: Sequence[str], *,
+                progress: Progress | None = None) -> None:
+    """Write ``image`` to ``paths`` (as ``output_paths`` orders them, usually temporaries);
+    ``progress`` counts the bytes of guest memory copied."""
     if image.format in LEGACY_FORMATS:
         from migrate.formats.legacy import write_legacy
 
         memory, kern, meta = paths
-        write_legacy(image, memory, kern, meta)
+        write_legacy(image, memory, kern, meta, progress=progress)
         return
     from migrate.formats.single import write_single
 
     (single,) = paths
-    write_single(image, single)
+    write_single(image, single, progress=progress)

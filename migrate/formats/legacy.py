@@ -491,7 +491,8 @@ def _fingerprint(index: _Index, path: str) -> str:
 # writing
 
 
-def write_legacy(image: Image, memory_out: str, kern_out: str, meta_out: str) -> None:
+def write_legacy(image: Image, memory_out: str, kern_out: str, meta_out: str, *,
+                 progress: storage.Progress | None = None) -> None:
     """Write ``image`` (format ``legacy-a`` or ``legacy-b``) as the three given files.
 
     The paths are the caller's temporary names: it fsyncs and renames them (F.meta last).
@@ -525,7 +526,7 @@ def write_legacy(image: Image, memory_out: str, kern_out: str, meta_out: str) ->
         meta.write(_render_meta(document))
     fd = _create(memory_out)
     try:
-        storage.copy_memory(image.memory, fd, 0)
+        storage.copy_memory(image.memory, fd, 0, progress)
     finally:
         os.close(fd)
 

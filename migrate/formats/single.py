@@ -14,6 +14,7 @@ import itertools
 import os
 import struct
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,6 @@ from migrate.image import (
     FileRange,
     Image,
     Memory,
-    PageMerge,
     Producer,
     Section,
     StateEntry,
@@ -235,10 +235,7 @@ class _Reader:
         return sections
 
     def header_area(self, image_format: str, sections: list[Section], header_end: int) -> int:
-        if image_format == "r1":
-            area = _r1_header_area()
-        else:
-            area = min(s.offset for s in sections)
+        area = _r1_header_area() if image_format == "r1" else min(s.offset for s in sections)
         for section in sections:
             if section.offset < max(area, header_end):
                 where = "/" + section.name if image_format == "r1" else \
@@ -469,17 +466,22 @@ class _Planned:
     content: bytes | Memory
     checksum: str | None
     attributes: Mapping[str, Any]
+    needs_hash: bool = False
 
 
-def write_single(image: Image, out: str, *, header_room: int = 0) -> None:
+def write_single(image: Image, out: str, *, header_room: int = 0,
+                 progress: storage.Progress | None = None) -> None:
     """Write ``image`` (format ``r1`` or ``r2``) canonically to ``out`` (a temporary path).
 
     The caller (``storage.AtomicOutputs``) fsyncs and renames. Memory and unknown sections are
-    copied by the kernel with their holes; in ``r2`` a section whose checksum the image already
-    records is not re-hashed, every other section is hashed as it is written.
+    copied by the kernel with their holes. In ``r2`` a section whose checksum the image
+    already records is not re-hashed; the others are hashed in a background thread while the
+    kernel copies (hashlib and ``preadv`` release the GIL), so hashing GiBs of memory costs
+    little more than the copy itself. The header, which holds the checksums, is written last.
     """
     planned = _plan_sections(image)
-    header_size = len(_header(image, planned, dict.fromkeys((p.name for p in planned), 0)))
+    placeholder = {p.name: p.checksum or _PENDING for p in planned}
+    header_size = len(_header(image, planned, dict.fromkeys(placeholder, 0), placeholder))
     if image.format == "r1":
         area = _r1_header_area()
         if PREFIX_SIZE + header_size > area:
@@ -495,21 +497,36 @@ def write_single(image: Image, out: str, *, header_room: int = 0) -> None:
         cursor = _align(cursor + section.size)
     end = offsets[planned[-1].name] + planned[-1].size
     fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o644)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bhyvesnap-hash")
     try:
+        hashes = {p.name: pool.submit(storage.hash_memory, p.content)
+                  for p in planned if p.needs_hash and not isinstance(p.content, bytes)}
         os.ftruncate(fd, end)
         for section in planned:
-            if isinstance(section.content, (FileRange, PageMerge)):
-                storage.copy_memory(section.content, fd, offsets[section.name])
-            else:
+            if isinstance(section.content, bytes):
                 storage.write_bytes_at(fd, offsets[section.name], section.content)
-        header = _header(image, planned, offsets)
+            else:
+                storage.copy_memory(section.content, fd, offsets[section.name], progress)
+        checksums = {p.name: p.checksum for p in planned}
+        checksums.update({name: "sha256:" + future.result() for name, future in hashes.items()})
+        header = _header(image, planned, offsets, checksums)
         ident = (image.ident or "").encode("ascii").ljust(IDENT_SIZE, b"\0")
         storage.write_bytes_at(fd, 0, ident + _U32.pack(len(header)) + header)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         os.close(fd)
 
 
+_PENDING = "sha256:" + "0" * 64
+"""Stands in for a checksum still being computed when the header is sized: same length."""
+
+
 def _plan_sections(image: Image) -> list[_Planned]:
+    """The canonical section order (FORMAT.md 3.6) with every small section's bytes packed.
+
+    In ``r2`` a section's checksum is its recorded one when the image has it, the digest of
+    its bytes when small, else marked ``needs_hash`` for the writer's background hash.
+    """
     r2 = image.format == "r2"
     kernel = _state_nvlist(image.kernel, _kernel_order(image.kernel), r2)
     devices = _state_nvlist(image.devices, layout_b_order(e.name for e in image.devices), r2)
@@ -519,14 +536,16 @@ def _plan_sections(image: Image) -> list[_Planned]:
         ("config", "text", config), ("kernel", "nvlist", kernel), ("devices", "nvlist", devices)]
     planned = [_Planned(name, kind, len(data), data,
                         _digest(data) if r2 else None, {}) for name, kind, data in small]
-    planned.append(_Planned(
-        "memory", image.memory_type, image.memory.size, image.memory,
-        _range_checksum(image, "memory", image.memory) if r2 else None,
-        dict(memory_section.attributes) if memory_section else {}))
-    for extra in sorted(image.extra_sections, key=lambda e: e.name):
-        planned.append(_Planned(extra.name, extra.type, extra.data.size, extra.data,
-                                (extra.checksum or _range_checksum(image, extra.name, extra.data))
-                                if r2 else None, dict(extra.attributes)))
+    large: list[tuple[str, str, Memory, str | None, Mapping[str, Any]]] = [(
+        "memory", image.memory_type, image.memory, image.checksums.get("memory"),
+        dict(memory_section.attributes) if memory_section else {})]
+    large += [(extra.name, extra.type, extra.data, extra.checksum or image.checksums.get(
+        extra.name), dict(extra.attributes))
+        for extra in sorted(image.extra_sections, key=lambda e: e.name)]
+    for name, kind, content, recorded, attributes in large:
+        planned.append(_Planned(name, kind, content.size, content,
+                                recorded if r2 else None, attributes,
+                                needs_hash=r2 and recorded is None))
     return planned
 
 
@@ -554,14 +573,8 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _range_checksum(image: Image, name: str, source: Memory) -> str:
-    known = image.checksums.get(name)
-    if known is not None:
-        return known
-    return "sha256:" + storage.hash_memory(source)
-
-
-def _header(image: Image, planned: list[_Planned], offsets: Mapping[str, int]) -> bytes:
+def _header(image: Image, planned: list[_Planned], offsets: Mapping[str, int],
+            checksums: Mapping[str, str | None]) -> bytes:
     entries = []
     for section in planned:
         fields: list[tuple[str, NvType, Any]] = [
@@ -570,8 +583,9 @@ def _header(image: Image, planned: list[_Planned], offsets: Mapping[str, int]) -
             ("type", NvType.STRING, section.type),
         ]
         if image.format == "r2":
-            if section.checksum:
-                fields.append(("checksum", NvType.STRING, section.checksum))
+            checksum = checksums.get(section.name)
+            if checksum:
+                fields.append(("checksum", NvType.STRING, checksum))
             fields.extend(_attribute_pairs(section.attributes))
         entries.append(NvPair(section.name, NvType.NVLIST, NvList.of(*fields)))
     if image.format == "r1":
