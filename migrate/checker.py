@@ -27,15 +27,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from migrate.config import BhyveConfig, parse_config
+from migrate.config import BhyveConfig, load_config_file, parse_config
 from migrate.data import json_pointer
 from migrate.devices import parse_device_name
 from migrate.findings import (
     BhyvesnapError,
     Finding,
-    ImageError,
     Severity,
-    UsageError,
     error,
     info,
     warning,
@@ -51,9 +49,6 @@ from migrate.targets import Target
 from migrate.transforms import TRANSFORMS, TransformRegistry, structure_key
 from migrate.validate import ValidationReport, validate
 from migrate.verdicts import Verdict
-
-MAX_CONFIG_FILE = 16 << 20
-"""A ``--config`` file larger than this is refused (a limit of this tool; real ones are KiB)."""
 
 INVALID_REMEDY = ("the image is damaged or malformed: restore it from a backup copy, or take "
                   "the snapshot again")
@@ -129,23 +124,6 @@ def check_path(path: str, targets: Sequence[Target], *, verify: bool = False,
     report = validate(path, verify=verify)
     return [check(report, target, user_config=user_config, user_config_file=config_file)
             for target in targets]
-
-
-def load_config_file(path: str) -> BhyveConfig:
-    """The user's configuration file, parsed as ``bhyve -k`` parses it (FORMAT.md 3.7)."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_FILE + 1)
-    except OSError as exc:
-        raise UsageError(error("BHS-X002", path, None,
-                               f"cannot read the config file ({exc.strerror or exc})")) from None
-    if len(data) > MAX_CONFIG_FILE:
-        raise UsageError(error("BHS-X001", path, MAX_CONFIG_FILE,
-                               "the config file is larger than 16 MiB (a limit of this tool)"))
-    try:
-        return parse_config(data, path)
-    except ImageError as exc:  # the user's file, not the image, is wrong: a usage error
-        raise UsageError(exc.finding) from None
 
 
 def migrate_command(image_path: str, output_base: str, target: Target, *, lossy: bool,

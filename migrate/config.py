@@ -486,3 +486,20 @@ def legacy_memflags(cfg: BhyveConfig) -> int:
         if _parse_bool(cfg.values.get(key, "false")):
             flags |= flag
     return flags
+
+
+MAX_CONFIG_FILE = 16 << 20
+"""A ``--config`` file larger than this is refused: a ``bhyve -k`` file is a few KiB."""
+
+
+def load_config_file(path: str) -> BhyveConfig:
+    """The user's ``--config`` file (a ``bhyve -k`` file or ``-o config.dump=1`` output),
+    parsed as bhyve parses it. Any problem is the user's file, not the image: a UsageError
+    with the parser's rule and byte offset."""
+    from migrate.storage import read_user_file
+
+    data = read_user_file(path, MAX_CONFIG_FILE, "config file")
+    try:
+        return parse_config(data, path)
+    except ImageError as exc:
+        raise UsageError(exc.finding) from None

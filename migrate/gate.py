@@ -102,15 +102,7 @@ class GateResult:
 
 def _read_json(path: str, rule: str, what: str) -> Any:
     """A JSON document the user named; unreadable is BHS-X002, not JSON is ``rule``."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_DOCUMENT_SIZE + 1)
-    except OSError as exc:
-        raise UsageError(error("BHS-X002", path, None,
-                               f"cannot read the {what} ({exc.strerror or exc})")) from None
-    if len(raw) > MAX_DOCUMENT_SIZE:
-        raise UsageError(error(rule, path, MAX_DOCUMENT_SIZE,
-                               f"the {what} is larger than 64 MiB (a limit of this tool)"))
+    raw = storage.read_user_file(path, MAX_DOCUMENT_SIZE, what, rule)
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

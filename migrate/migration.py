@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from migrate.config import parse_config
+from migrate.config import load_config_file
 from migrate.findings import (
     BhyvesnapError,
     Finding,
@@ -45,9 +45,6 @@ from migrate.targets import Target, load_targets, resolve_target
 __all__ = ["MigrationError", "MigrationFailed", "MigrationRefused", "MigrationResult",
            "plan_migration", "resolve_destination", "run_migration"]
 
-MAX_CONFIG_SIZE = 4 << 20
-"""A ``--config`` file larger than this is refused: a real ``-k`` file is a few KiB, and the
-whole file is parsed in memory."""
 
 SMALL_SECTIONS = ("config", "kernel", "devices")
 """The sections verification always compares, whatever ``verify`` says: they are small."""
@@ -146,25 +143,10 @@ def removal_steps(image: Image, destination: str, target: Target | None) -> tupl
 
 
 def _context(config_file: str | None) -> StepContext:
-    """The steps' context with the parsed ``--config`` file; a file that cannot be read or
-    parsed is the user's mistake, a UsageError naming it (its parser's rule and offset)."""
+    """The steps' context with the parsed ``--config`` file (a UsageError if it is unusable)."""
     if config_file is None:
         return StepContext()
-    try:
-        with open(config_file, "rb") as handle:  # not os.stat first: <(...) is a pipe
-            text = handle.read(MAX_CONFIG_SIZE + 1)
-    except OSError as exc:
-        raise UsageError(error("BHS-X002", config_file, None,
-                               f"cannot read the --config file: {exc.strerror or exc}")) from None
-    if len(text) > MAX_CONFIG_SIZE:
-        raise UsageError(error("BHS-X001", config_file, MAX_CONFIG_SIZE,
-                               f"the --config file is larger than {MAX_CONFIG_SIZE} bytes; "
-                               "a bhyve -k file is a few KiB"))
-    try:
-        config = parse_config(text, config_file)
-    except ImageError as exc:
-        raise UsageError(exc.finding) from None
-    return StepContext(user_config=config, user_config_file=config_file)
+    return StepContext(user_config=load_config_file(config_file), user_config_file=config_file)
 
 
 def _read_source(path: str) -> Image:

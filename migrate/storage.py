@@ -419,6 +419,30 @@ def _check_source_size(src_fd: int, src: FileRange) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# small user files
+
+
+def read_user_file(path: str, limit: int, what: str, too_large_rule: str = "BHS-X001") -> bytes:
+    """The whole of a small file the user named (a ``--config``, a manifest, a baseline).
+
+    Read in one bounded call, never more than ``limit`` + 1 bytes whatever the file claims,
+    and without ``stat`` first so that a pipe (``<(...)``) works. Unreadable is BHS-X002; a
+    file over ``limit`` is ``too_large_rule``, located at the limit.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(error("BHS-X002", path, None,
+                               f"cannot read the {what}: {exc.strerror or exc}")) from None
+    if len(data) > limit:
+        raise UsageError(error(too_large_rule, path, limit,
+                               f"the {what} is larger than {limit >> 20} MiB "
+                               "(a limit of this tool)"))
+    return data
+
+
+# --------------------------------------------------------------------------------------------
 # hashing
 
 

@@ -18,8 +18,8 @@ from legacy_factory import blob, build_legacy, layout_a_kernel
 from single_factory import build, build_diff, craft_r1, model
 
 from migrate import storage
-from migrate.checker import CheckResult, check, check_path, load_config_file, migrate_command
-from migrate.config import parse_config
+from migrate.checker import CheckResult, check, check_path, migrate_command
+from migrate.config import load_config_file, parse_config
 from migrate.findings import Severity, UsageError
 from migrate.formats.single import write_single
 from migrate.ident import mainstream_ident

@@ -695,3 +695,15 @@ def test_append_mode_output_is_refused(sparse_source: tuple[Path, bytes],
             write_bytes_at(fd, 0, b"x")
     finally:
         os.close(fd)
+
+
+def test_read_user_file_is_bounded_and_located(tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.write_bytes(b"abc")
+    assert storage.read_user_file(str(small), 3, "thing") == b"abc"
+    with pytest.raises(UsageError) as caught:
+        storage.read_user_file(str(small), 2, "thing", "BHS-G003")
+    assert (caught.value.finding.rule, caught.value.finding.location) == ("BHS-G003", 2)
+    with pytest.raises(UsageError) as missing:
+        storage.read_user_file(str(tmp_path / "absent"), 10, "thing")
+    assert missing.value.finding.rule == "BHS-X002"
