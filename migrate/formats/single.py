@@ -507,6 +507,10 @@ def write_single(image: Image, out: str, *, header_room: int = 0,
                 storage.write_bytes_at(fd, offsets[section.name], section.content)
             else:
                 storage.copy_memory(section.content, fd, offsets[section.name], progress)
+        if hashes:
+            # Flush the copied GiBs while the hash thread finishes, rather than after it: the
+            # caller's fsync then only has the header left to write.
+            os.fdatasync(fd)
         checksums = {p.name: p.checksum for p in planned}
         checksums.update({name: "sha256:" + future.result() for name, future in hashes.items()})
         header = _header(image, planned, offsets, checksums)
