@@ -87,7 +87,7 @@ RULES: dict[str, Rule] = _catalogue(
     Rule("BHS-S010", "section-type", V, "a mainstream section has the wrong type"),
     Rule("BHS-S011", "header-padding", V, "the header area's padding is not zero (a warning only)"),
     Rule("BHS-S012", "state-entry", V, "a kernel or devices entry is not of the form its revision requires"),
-    Rule("BHS-S013", "memory-size-mismatch", V, "the memory section's size differs from config memory.size"),
+    Rule("BHS-S013", "memory-section-size", V, "the memory section's size differs from config memory.size"),
     Rule("BHS-S014", "checksum-mismatch", V, "a section's bytes do not match its recorded checksum (--verify)"),
     Rule("BHS-S015", "checksum-unverifiable", V, "a checksum uses an unknown algorithm: cannot verify (a warning)"),
     Rule("BHS-S016", "compat-record", V, "the r2 compat record is malformed (min_reader, features)"),

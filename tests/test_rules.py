@@ -1,0 +1,44 @@
+"""The rule catalogue: well-formed ids, and every rule exercised by some test."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from migrate.findings import Finding, Severity
+from migrate.rules import RULES, RuleKind
+
+TESTS = Path(__file__).parent
+
+
+def test_ids_are_well_formed_and_names_unique() -> None:
+    assert all(re.fullmatch(r"BHS-[NLSCPTMGX]\d{3}", rule) for rule in RULES)
+    names = [rule.name for rule in RULES.values()]
+    assert len(names) == len(set(names))
+    assert all(rule.summary and rule.id == key for key, rule in RULES.items())
+
+
+def test_every_rule_is_triggered_by_some_test() -> None:
+    """A rule nobody can trigger is dead; one nobody tests can silently change meaning."""
+    text = "".join(path.read_text(encoding="utf-8") for path in TESTS.glob("test_*.py")
+                   if path.name not in ("test_rules.py", "test_readme.py"))
+    untested = sorted(rule for rule in RULES if rule not in text)
+    assert not untested, f"rules without a test: {untested}"
+
+
+def test_findings_refuse_unregistered_rules() -> None:
+    with pytest.raises(ValueError, match="unregistered"):
+        Finding("BHS-Z999", Severity.ERROR, "f", 0, "m")
+
+
+def test_finding_one_line_and_json() -> None:
+    finding = Finding("BHS-S007", Severity.ERROR, "vm.bhyve", "/sections/memory/size", "too big")
+    assert finding.one_line() == "vm.bhyve:/sections/memory/size: too big [BHS-S007]"
+    assert Finding("BHS-N002", Severity.ERROR, "h.nvl", 68, "bad").one_line() == \
+        "h.nvl:byte 68: bad [BHS-N002]"
+    assert finding.to_json() == {"rule": "BHS-S007", "severity": "error", "file": "vm.bhyve",
+                                 "location": "/sections/memory/size", "message": "too big",
+                                 "remedy": None}
+    assert finding.kind is RuleKind.VALIDATION
