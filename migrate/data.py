@@ -20,12 +20,22 @@ if TYPE_CHECKING:
 
 
 def schemas_root() -> Traversable:
-    return resources.files("migrate.schemas")
+    return _bundled("schemas")
 
 
 def corpus_root() -> Path:
     """The bundled corpus as a real directory (it is installed unzipped)."""
-    return Path(str(resources.files("migrate.corpus")))
+    return Path(str(_bundled("corpus")))
+
+
+def _bundled(folder: str) -> Traversable:
+    """``migrate.<folder>`` of the installed package, or, when ``migrate`` is imported from a
+    source checkout that was never installed (``python -m migrate`` in the repository), the
+    top-level folder beside it: the same files either way."""
+    try:
+        return resources.files(f"migrate.{folder}")
+    except ModuleNotFoundError:
+        return resources.files("migrate").joinpath("..", folder)
 
 
 @cache

@@ -93,6 +93,7 @@ RULES: dict[str, Rule] = _catalogue(
     Rule("BHS-S016", "compat-record", V, "the r2 compat record is malformed (min_reader, features)"),
     Rule("BHS-S017", "diff-pages", V, "a diff-pages memory section is malformed"),
     Rule("BHS-S018", "unknown-section", V, "a section this tool does not know is carried over unread (info)"),
+    Rule("BHS-S019", "section-too-large", V, "a config section over 16 MiB or a kernel/devices section over 64 MiB (a limit of this tool)"),
     # --- the config section (FORMAT.md section 3.7) ---
     Rule("BHS-C001", "config-syntax", V, "a config line is not `key=value`, its key cannot be stored by bhyve, or the text is not UTF-8"),
     Rule("BHS-C002", "config-missing-key", V, "the config lacks name, cpus or memory.size"),

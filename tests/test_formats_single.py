@@ -429,3 +429,15 @@ def test_state_nvlist_helper_matches_reader(tmp_path: Path) -> None:
     data = state_nvlist(["vm"], r2=True)
     assert data[0] == 0x6C
     assert read_single(str(craft_r1(tmp_path / "s.bhyve"))).kernel[0].read() == b"vhpet" * 4
+
+
+@pytest.mark.parametrize(("name", "limit"), [("config", 16 << 20), ("kernel", 64 << 20)])
+def test_s019_oversized_small_section_is_refused_unread(
+        tmp_path: Path, name: str, limit: int) -> None:
+    offset = 16384 + (1 << 20)  # after the memory section, so nothing overlaps
+    kind = {"config": "text", "kernel": "nvlist"}[name]
+    path = craft_r1(tmp_path / "big.bhyve",
+                    overrides={name: section_entry(offset, limit + 1, kind)})
+    with open(path, "r+b") as handle:  # a sparse file large enough for the claim
+        handle.truncate(offset + limit + 1)
+    assert rule_of(path) == ("BHS-S019", offset)

@@ -41,6 +41,10 @@ PREFIX_SIZE = IDENT_SIZE + 4
 ALIGNMENT = 4096
 MAX_HEADER_NVLIST = 64 << 20
 """A header nvlist larger than this is refused (BHS-N015; CLI.md "Limits")."""
+SMALL_SECTION_LIMITS = {"config": 16 << 20, "kernel": 64 << 20, "devices": 64 << 20}
+"""The sections a reader loads whole, and how large it lets them be (BHS-S019): a bhyve
+config is a few KiB and a VM's state blobs a few MiB, so a larger claim is refused before a
+byte is read, keeping memory bounded whatever a damaged or hostile header says."""
 PADDING_SCAN_LIMIT = 64 << 10
 """Header padding is checked for non-zero bytes up to this many bytes (a warning only)."""
 DIFF_PAGES_HEADER = 16
@@ -309,8 +313,17 @@ class _Reader:
             findings=tuple(self.findings),
         )
 
+    def read_small(self, section: Section) -> bytes:
+        """The whole of a section the reader interprets, within its size limit."""
+        limit = SMALL_SECTION_LIMITS[section.name]
+        if section.size > limit:
+            raise self.fail("BHS-S019", section.offset,
+                            f"the {section.name} section is {section.size} bytes; this tool "
+                            f"reads at most {limit >> 20} MiB of it")
+        return self.pread(section.offset, section.size)
+
     def read_config(self, section: Section) -> str:
-        raw = self.pread(section.offset, section.size)
+        raw = self.read_small(section)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -319,7 +332,7 @@ class _Reader:
 
     def state_entries(self, image_format: str, section: Section) -> tuple[StateEntry, ...]:
         try:
-            decoded = unpack(self.pread(section.offset, section.size))
+            decoded = unpack(self.read_small(section))
         except NvlistError as exc:
             raise exc.at(self.path, section.offset) from exc
         pointer = f"/{section.name}"
