@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from readme_rules import README, current, table
 
 ROOT = README.parent
@@ -24,3 +27,12 @@ def test_changelog_has_an_unreleased_section() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     assert changelog.startswith("# Changelog")
     assert "## [Unreleased]" in changelog or "## [0.1.0]" in changelog
+
+
+def test_python_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's API example is executed as written (in a scratch directory)."""
+    readme = README.read_text(encoding="utf-8")
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "README.md", "exec"), {})  # our own documentation
+    assert (tmp_path / "vm.bhyve").is_file()
