@@ -35,7 +35,7 @@ def _bundled(folder: str) -> Traversable:
     try:
         return resources.files(f"migrate.{folder}")
     except ModuleNotFoundError:
-        return resources.files("migrate").joinpath("..", folder)
+        return resources.files("migrate").joinpath("..").joinpath(folder)
 
 
 @cache
