@@ -1,155 +1,163 @@
-"""Benchmark ``bhyvesnap check``: its cost must not grow with guest memory.
+"""Benchmark ``bhyvesnap check`` and ``info``: their cost must not grow with guest memory.
 
-Usage: ``python bench/bench_check.py [--runs R] [--dir DIR] [--large-gib N]``
+Usage: ``python bench/bench_check.py [--runs R] [--dir DIR] [--small-mib N] [--large-gib N]``
 
-Builds two plain ``r2`` images with the tool's own writer in a fresh directory under DIR
-(default: the system's temporary directory): one with 8 MiB and one with N GiB (default 8) of
-sparse guest memory (a few pages of data, holes elsewhere; the writer hashes the memory once
-while building, which is untimed). Then, in alternating order, R >= 5 runs each, it times
-``python -m migrate check IMAGE --target bhyve-image-2.0 --json`` as a child process, and
-``python -c pass`` for the interpreter's own start-up. It prints a Markdown table of the
-medians, the large/small ratio (goal: below 1.2, since check reads only the header and the
-small sections), the CLI's start-up cost over bare Python, and each child's peak RSS (by GNU
-time when installed, else ``wait4``'s figure, an upper bound that includes this process).
+Builds an r2 and a legacy-b image of N MiB (default 4) and of N GiB (default 4) of sparse
+guest memory (a data page at the start, middle and end, holes between) with the package's
+own writers (the r2 writer hashes the memory once while building, untimed). Then, in
+alternating order, R >= 5 runs each (default 7), it times as child processes:
 
-Before building, free space is checked: the sparse files need a few MiB, but a file system
-without holes would need the full size twice, so the large image is skipped (and said so)
-when the space is short. The directory is removed at the end, also on failure or Ctrl-C.
+* ``python -c pass`` (the interpreter's own start-up) and ``bhyvesnap --version`` (the
+  CLI's start-up: interpreter, package and dispatcher imports);
+* ``bhyvesnap info IMAGE --json`` and ``bhyvesnap check IMAGE --target T --json`` (T is the
+  image's own format's target, so check answers "restorable") for every image.
+
+It prints a Markdown table of the medians and peak RSS, and the large/small ratio of each
+command and format (goal: below 1.2; both read only headers and small sections). Sparse
+files need a few MiB; a file system without holes needs the full size, so the large images
+are skipped (and said so) when space is short. Method: bench/common.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from migrate.formats.single import write_single
-from migrate.ident import mainstream_ident
-from migrate.image import Compat, FileRange, Image, StateEntry
+from common import (
+    GIB,
+    MIB,
+    MIN_RUNS,
+    Contender,
+    build_images,
+    disk_shortfall,
+    holes_supported,
+    markdown_table,
+    python_m_migrate,
+    ratio,
+    rss_note,
+    run_alternating,
+    scratch_dir,
+    size_label,
+)
 
-MIB = 1 << 20
-GIB = 1 << 30
-PAGE = 4096
-REPO = Path(__file__).resolve().parents[1]
-GNU_TIME = "/usr/bin/time"
-KERNEL = ("vhpet", "vm", "vioapic", "vlapic", "vmcx", "vatpit", "vatpic", "vpmtmr", "vrtc")
-DEVICES = (("virtio-blk", "0.3.0"), ("virtio-net", "0.4.0"), ("lpc", "0.31.0"))
+GOAL = 1.2
+"""Time on the large image over time on the small one: at most 20 % more."""
 
+TARGETS = {"r2": "bhyve-image-2.0", "legacy-b": "freebsd-14"}
+"""The target each format is restorable on, so that ``check`` exits 0."""
 
-def sparse_memory(path: Path, size: int) -> None:
-    """``size`` bytes: one data page at the start, the middle and the end, holes between."""
-    with open(path, "wb") as handle:
-        for offset in sorted({0, size // 2 // PAGE * PAGE, size - PAGE}):
-            handle.seek(offset)
-            handle.write(bytes((offset // PAGE + i) % 251 for i in range(PAGE)))
-        handle.truncate(size)
-
-
-def holes_supported(directory: Path) -> bool:
-    """Whether a 64 MiB file with one data page takes (much) less than 64 MiB on disk."""
-    probe = directory / "probe"
-    sparse_memory(probe, 64 * MIB)
-    used = os.stat(probe).st_blocks * 512
-    probe.unlink()
-    return used < 8 * MIB
+PYTHON = "python -c pass"
+VERSION = "bhyvesnap --version"
 
 
-def build_image(directory: Path, name: str, memory_size: int) -> Path:
-    """A plain r2 2.0 image of ``memory_size`` bytes of guest memory, written canonically."""
-    memory = directory / f"{name}.mem"
-    sparse_memory(memory, memory_size)
-    devices = [f"{emulation}@pci.{address}" for emulation, address in DEVICES] + ["atkbdc"]
-    config = (f"name=bench\ncpus=2\nmemory.size={memory_size}\n" + "".join(
-        f"pci.{address}.device={emulation}\n" for emulation, address in DEVICES))
-    ident = mainstream_ident("2.0")
-    image = Image(
-        format="r2", path=str(directory / name), files=(),
-        kernel=tuple(StateEntry(n, "fbsd14", n.encode() * 64) for n in KERNEL),
-        devices=tuple(StateEntry(n, "fbsd14", n.encode() * 32) for n in devices),
-        memory=FileRange(str(memory), 0, memory_size), ident=ident, config_text=config,
-        compat=Compat(ident))
-    out = directory / f"{name}.bhyve"
-    write_single(image, str(out))
-    memory.unlink()
-    return out
+@dataclass(frozen=True)
+class CheckBench:
+    """Every contender by name, and the sizes compared."""
+
+    small: int
+    large: int | None
+    contenders: dict[str, Contender]
+
+    def ratios(self) -> list[tuple[str, str, float]]:
+        """``(command, format, large median / small median)`` for each measured pair."""
+        found: list[tuple[str, str, float]] = []
+        if self.large is None:
+            return found
+        for command in ("info", "check"):
+            for image_format in TARGETS:
+                small = self.contenders[label(command, image_format, self.small)]
+                large = self.contenders[label(command, image_format, self.large)]
+                found.append((command, image_format, ratio(large.median, small.median)))
+        return found
+
+    @property
+    def startup(self) -> float:
+        """Seconds ``bhyvesnap --version`` takes beyond ``python -c pass``."""
+        return self.contenders[VERSION].median - self.contenders[PYTHON].median
+
+    @property
+    def startup_ratio(self) -> float:
+        return ratio(self.contenders[VERSION].median, self.contenders[PYTHON].median)
 
 
-def run_child(argv: list[str], scratch: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one child; it must exit 0."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    report = scratch / "rss"
-    measured = os.access(GNU_TIME, os.X_OK)
-    if measured:
-        argv = [GNU_TIME, "-f", "%M", "-o", str(report), *argv]
-    start = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed with status {child.returncode}")
-    rss = int(report.read_text().split()[-1]) if measured else int(usage.ru_maxrss)
-    return elapsed, rss
+def label(command: str, image_format: str, size: int) -> str:
+    return f"{command}, {image_format}, {size_label(size)}"
 
 
-def main() -> None:
+def bench_check(images: dict[int, dict[str, list[Path]]], runs: int) -> CheckBench:
+    """Time start-up and ``info``/``check`` on ``images`` (size -> format -> files)."""
+    contenders = {PYTHON: Contender(PYTHON, [[sys.executable, "-c", "pass"]]),
+                  VERSION: Contender(VERSION, [python_m_migrate("--version")])}
+    for command in ("info", "check"):
+        for image_format, target in TARGETS.items():
+            for size, built in sorted(images.items()):
+                path = str(built[image_format][0])
+                argv = (python_m_migrate("info", path, "--json") if command == "info" else
+                        python_m_migrate("check", path, "--target", target, "--json"))
+                name = label(command, image_format, size)
+                contenders[name] = Contender(name, [argv])
+    run_alternating(list(contenders.values()), runs)
+    sizes = sorted(images)
+    return CheckBench(sizes[0], sizes[-1] if len(sizes) > 1 else None, contenders)
+
+
+def table(bench: CheckBench) -> str:
+    base = bench.contenders[PYTHON].median
+    rows = [(c.name, f"{c.median * 1000:.1f}", f"{min(c.seconds) * 1000:.1f}",
+             f"{(c.median - base) * 1000:.1f}", f"{c.peak_rss_mib:.1f}")
+            for c in bench.contenders.values()]
+    return markdown_table(("command", "median ms", "min ms", "over python -c pass ms",
+                           "peak RSS MiB"), rows, (False, True, True, True, True))
+
+
+def ratio_table(bench: CheckBench) -> str:
+    large = size_label(bench.large) if bench.large else "-"
+    return markdown_table(
+        ("command", "format", f"{large} / {size_label(bench.small)}", f"goal < {GOAL}"),
+        [(command, image_format, f"{value:.3f}", "met" if value < GOAL else "MISSED")
+         for command, image_format, value in bench.ratios()], (False, False, True, False))
+
+
+def build(work: Path, small: int, large: int) -> dict[int, dict[str, list[Path]]]:
+    """The images of both sizes; the large ones only when the disk can hold them."""
+    sizes = [small]
+    needed = 64 * MIB if holes_supported(work) else 3 * large + 64 * MIB
+    skip = disk_shortfall(work, needed, f"the {size_label(large)} images")
+    if skip:
+        print(skip, file=sys.stderr)
+    else:
+        sizes.append(large)
+    return {size: build_images(work, size, list(TARGETS), data=False) for size in sizes}
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=7, help="runs per contender (>= 5)")
+    parser.add_argument("--runs", type=int, default=7,
+                        help=f"runs per contender (default 7, minimum {MIN_RUNS})")
     parser.add_argument("--dir", default=None, help="where to build the images")
-    parser.add_argument("--large-gib", type=int, default=8, help="memory of the large image")
+    parser.add_argument("--small-mib", type=int, default=4, help="memory of the small images")
+    parser.add_argument("--large-gib", type=int, default=4, help="memory of the large images")
     args = parser.parse_args()
-    runs = max(5, args.runs)
-    large = args.large_gib * GIB
-    scratch = Path(tempfile.mkdtemp(prefix="bench-check-", dir=args.dir))
+    if args.runs < MIN_RUNS:
+        parser.error(f"--runs must be at least {MIN_RUNS} (the median of fewer is noise)")
+    work = scratch_dir(args.dir or tempfile.gettempdir(), "bhyvesnap-bench-check-")
     try:
-        sizes = {"8 MiB": 8 * MIB}
-        free = shutil.disk_usage(scratch).free
-        needed = 64 * MIB if holes_supported(scratch) else 2 * large + 64 * MIB
-        if free >= needed:
-            sizes[f"{args.large_gib} GiB"] = large
-        else:
-            print(f"skipping the {args.large_gib} GiB image: {free // MIB} MiB free, "
-                  f"{needed // MIB} MiB needed", file=sys.stderr)
-        print(f"building images in {scratch} ...", file=sys.stderr)
-        images = {label: build_image(scratch, f"m{size}", size) for label, size in sizes.items()}
-        contenders: dict[str, list[str]] = {"python -c pass": [sys.executable, "-c", "pass"]}
-        for label, path in images.items():
-            contenders[f"check, {label} memory"] = [
-                sys.executable, "-m", "migrate", "check", str(path), "--target",
-                "bhyve-image-2.0", "--json"]
-        seconds: dict[str, list[float]] = {name: [] for name in contenders}
-        peak: dict[str, int] = dict.fromkeys(contenders, 0)
-        for run in range(runs):
-            order = list(contenders) if run % 2 == 0 else list(reversed(contenders))
-            for name in order:
-                elapsed, rss = run_child(contenders[name], scratch)
-                seconds[name].append(elapsed)
-                peak[name] = max(peak[name], rss)
-        median = {name: statistics.median(values) for name, values in seconds.items()}
-        print(f"\n{runs} runs each, alternating; medians (warm page cache)\n")
-        print("| command | median (ms) | min (ms) | peak RSS (MiB) |")
-        print("|---|---:|---:|---:|")
-        for name in contenders:
-            print(f"| {name} | {median[name] * 1000:.1f} | {min(seconds[name]) * 1000:.1f} "
-                  f"| {peak[name] / 1024:.1f} |")
-        small, *rest = (name for name in contenders if name.startswith("check"))
-        base = median["python -c pass"]
-        print(f"\nCLI start-up over bare Python (8 MiB image): "
-              f"{(median[small] - base) * 1000:.1f} ms")
-        for name in rest:
-            ratio = median[name] / median[small]
-            verdict = "ok" if ratio < 1.2 else "ABOVE GOAL"
-            print(f"ratio {name} / {small}: {ratio:.3f} (goal < 1.2: {verdict})")
+        print(f"building images in {work} ...", file=sys.stderr)
+        bench = bench_check(build(work, args.small_mib * MIB, args.large_gib * GIB), args.runs)
+        print(f"{args.runs} runs each, alternating, median; warm page cache; {rss_note()}.\n")
+        print(table(bench))
+        print()
+        print(ratio_table(bench))
+        print(f"\nCLI start-up over bare Python: {bench.startup * 1000:.1f} ms "
+              f"({bench.startup_ratio:.2f} x python -c pass)")
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

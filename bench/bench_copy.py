@@ -2,21 +2,16 @@
 
 Usage: ``python bench/bench_copy.py [--size-gib N] [--runs R] [--dir DIR]``
 
-Builds a sparse file of N GiB (default 1) in a fresh directory under DIR (default: the
-system's temporary directory): in every 64 MiB, 48 MiB of data then a 16 MiB hole. Then, in
+Builds a file of N GiB (default 1) in a fresh directory under DIR (default: the system's
+temporary directory): in every 64 MiB, 48 MiB of random data then a 16 MiB hole. Then, in
 alternating order (R >= 5 runs each, the median is reported):
 
 * ``copy_range`` + ``fsync`` of the copy, in a Python child, against ``cp --sparse=always``
   followed by ``sync`` of the copied file (the same durability);
-* ``hash_range`` (sha256), in a Python child, against ``sha256sum``.
+* ``hash_range`` (sha256), in a Python child, against ``sha256sum`` (the digests must agree).
 
-Every tool runs as its own child process, and its peak RSS is the child's ``ru_maxrss``
-(the per-child form of ``getrusage(RUSAGE_CHILDREN)``, which only keeps the maximum over all
-children; see run_child for why GNU time reports it when installed). ``sync`` runs before
-every timed run (untimed), so no run pays for the previous one's writeback. The page cache
-is NOT dropped (that needs root): the source stays cached after it is written, so the
-figures are for a warm cache, and include process start-up. The directory is removed at the
-end, also on failure or Ctrl-C.
+These are the primitives under ``migrate``/``validate --verify``: the floor those commands
+can reach. The method (alternation, settling, peak RSS) is bench/common.py's.
 """
 
 from __future__ import annotations
@@ -24,19 +19,27 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-GIB = 1024**3
-MIB = 1024**2
-BLOCK = 64 * MIB
-DATA_PER_BLOCK = 48 * MIB
-REPO = Path(__file__).resolve().parents[1]
+from common import (
+    GIB,
+    MIB,
+    MIN_RUNS,
+    Contender,
+    disk_shortfall,
+    markdown_table,
+    on_disk,
+    ratio,
+    remove,
+    rss_note,
+    run_alternating,
+    scratch_dir,
+    size_label,
+    write_memory,
+)
 
 PY_COPY = """
 import os, sys
@@ -57,149 +60,109 @@ print(hash_range(FileRange(sys.argv[1], 0, int(sys.argv[2]))))
 """
 
 
-@dataclass
-class Tool:
-    """One contender: its timings, peak RSS (KiB) and the bytes its output takes on disk."""
+@dataclass(frozen=True)
+class PrimitiveBench:
+    """One operation at one size: ours first, the reference tool second."""
 
-    name: str
-    seconds: list[float] = field(default_factory=list)
-    peak_rss_kib: int = 0
-    on_disk: int | None = None
+    operation: str
+    size: int
+    contenders: list[Contender]
+    copy_on_disk: int | None = None
 
-
-GNU_TIME = "/usr/bin/time"
-
-
-def run_child(argv: list[str], scratch: Path, settle: bool = True) -> tuple[float, int, str]:
-    """Run one child; return wall seconds, its own peak RSS in KiB, and its stdout.
-
-    ``ru_maxrss`` of a direct child counts the memory of this (forking) process too, as
-    Linux carries the pre-exec high-water mark across exec. So when GNU time is installed the
-    tool runs under it, forked from a process of 2 MiB: its figure is the tool's own. Without
-    it, ``wait4``'s figure is reported, an upper bound. ``settle=False`` for the second
-    step of one measured operation (``sync`` after ``cp``), which must not be flushed first.
-    """
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    report = scratch / "rss"
-    measured = os.access(GNU_TIME, os.X_OK)
-    if measured:
-        argv = [GNU_TIME, "-f", "%M", "-o", str(report), *argv]
-    if settle:  # start every run with no dirty pages left by the previous one
-        os.sync()
-    start = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
-    assert child.stdout is not None
-    output = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    child.stdout.close()
-    if child.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed with status {child.returncode}")
-    rss = int(report.read_text().split()[-1]) if measured else int(usage.ru_maxrss)
-    return elapsed, rss, output
+    @property
+    def speed(self) -> float:
+        """Our throughput over the reference's (> 1: faster than the reference)."""
+        return ratio(self.contenders[1].median, self.contenders[0].median)
 
 
-def make_source(path: Path, size: int) -> None:
-    """Mostly data (random, so nothing compresses or dedups) with a hole in every block."""
-    chunk = os.urandom(4 * MIB)
-    with open(path, "wb") as handle:
-        for block in range(0, size, BLOCK):
-            handle.seek(block)
-            for offset in range(block, min(block + DATA_PER_BLOCK, size), len(chunk)):
-                handle.write(chunk[:min(len(chunk), size - offset)])
-        handle.truncate(size)
-        handle.flush()
-        os.fsync(handle.fileno())
+def needed_space(size: int) -> int:
+    """The source and one copy at a time, plus slack."""
+    return 2 * size + 256 * MIB
 
 
-def bench_copies(source: Path, size: int, runs: int) -> tuple[Tool, Tool]:
-    ours, theirs = Tool("copy_range + fsync"), Tool("cp --sparse=always + sync")
+def bench_copies(source: Path, runs: int) -> PrimitiveBench:
+    size = os.path.getsize(source)
     target = source.with_name("copy")
-    for run in range(runs):
-        for tool in ((ours, theirs) if run % 2 == 0 else (theirs, ours)):
-            if tool is ours:
-                elapsed, rss, _ = run_child([sys.executable, "-c", PY_COPY, str(source),
-                                             str(target), str(size)], source.parent)
-            else:
-                elapsed, rss, _ = run_child(["cp", "--sparse=always", str(source),
-                                             str(target)], source.parent)
-                synced, sync_rss, _ = run_child(["sync", str(target)], source.parent,
-                                                settle=False)
-                elapsed, rss = elapsed + synced, max(rss, sync_rss)
-            tool.seconds.append(elapsed)
-            tool.peak_rss_kib = max(tool.peak_rss_kib, rss)
-            tool.on_disk = os.stat(target).st_blocks * 512
-            if os.path.getsize(target) != size:
-                raise SystemExit(f"{tool.name} produced a copy of the wrong size")
-            target.unlink()
-    return ours, theirs
+
+    def right_size(_: str) -> None:
+        if os.path.getsize(target) != size:
+            raise SystemExit(f"{target} has {os.path.getsize(target)} bytes, not {size}")
+
+    contenders = [
+        Contender("copy_range + fsync",
+                  [[sys.executable, "-c", PY_COPY, str(source), str(target), str(size)]],
+                  prepare=lambda: remove([target]), check=right_size),
+        Contender("cp --sparse=always + sync",
+                  [["cp", "--sparse=always", str(source), str(target)], ["sync", str(target)]],
+                  prepare=lambda: remove([target]), check=right_size),
+    ]
+    run_alternating(contenders, runs)
+    allocated = on_disk(target)
+    remove([target])
+    return PrimitiveBench("copy", size, contenders, allocated)
 
 
-def bench_hashes(source: Path, size: int, runs: int) -> tuple[Tool, Tool]:
-    ours, theirs = Tool("hash_range (sha256)"), Tool("sha256sum")
-    digests = set()
-    for run in range(runs):
-        for tool in ((ours, theirs) if run % 2 == 0 else (theirs, ours)):
-            if tool is ours:
-                argv = [sys.executable, "-c", PY_HASH, str(source), str(size)]
-            else:
-                argv = ["sha256sum", str(source)]
-            elapsed, rss, output = run_child(argv, source.parent)
-            digests.add(output.split()[0])
-            tool.seconds.append(elapsed)
-            tool.peak_rss_kib = max(tool.peak_rss_kib, rss)
+def bench_hashes(source: Path, runs: int) -> PrimitiveBench:
+    size = os.path.getsize(source)
+    digests: set[str] = set()
+
+    def record(stdout: str) -> None:
+        digests.add(stdout.split(maxsplit=1)[0])
+
+    contenders = [
+        Contender("hash_range (sha256)",
+                  [[sys.executable, "-c", PY_HASH, str(source), str(size)]], check=record),
+        Contender("sha256sum", [["sha256sum", str(source)]], check=record),
+    ]
+    run_alternating(contenders, runs)
     if len(digests) != 1:
         raise SystemExit(f"the digests differ: {sorted(digests)}")
-    return ours, theirs
+    return PrimitiveBench("hash", size, contenders)
 
 
-def table(size: int, rows: list[tuple[str, Tool, Tool]]) -> str:
-    lines = ["| operation | tool | median s | GiB/s | speed vs reference | peak RSS MiB "
-             "| copy on disk MiB |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    for operation, ours, reference in rows:
-        base = statistics.median(reference.seconds)
-        for tool in (ours, reference):
-            median = statistics.median(tool.seconds)
-            disk = "" if tool.on_disk is None else f"{tool.on_disk / MIB:.0f}"
-            lines.append(f"| {operation} | {tool.name} | {median:.3f} | "
-                         f"{size / GIB / median:.2f} | {base / median:.2f}x | "
-                         f"{tool.peak_rss_kib / 1024:.1f} | {disk} |")
-    return "\n".join(lines)
+def table(benches: list[PrimitiveBench]) -> str:
+    rows = []
+    for bench in benches:
+        reference = bench.contenders[1].median
+        for contender in bench.contenders:
+            disk = "" if bench.copy_on_disk is None else f"{bench.copy_on_disk / MIB:.0f}"
+            rows.append((bench.operation, size_label(bench.size), contender.name,
+                         f"{contender.median:.3f}", f"{bench.size / GIB / contender.median:.2f}",
+                         f"{ratio(reference, contender.median):.2f}x",
+                         f"{contender.peak_rss_mib:.1f}", disk))
+    return markdown_table(
+        ("operation", "size", "tool", "median s", "GiB/s", "speed vs reference",
+         "peak RSS MiB", "copy on disk MiB"), rows,
+        (False, True, False, True, True, True, True, True))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-gib", type=float, default=1.0,
                         help="size of the test file in GiB (default 1)")
-    parser.add_argument("--runs", type=int, default=5, help="runs per tool (default 5)")
+    parser.add_argument("--runs", type=int, default=MIN_RUNS,
+                        help=f"runs per tool (default and minimum {MIN_RUNS})")
     parser.add_argument("--dir", default=None,
                         help="where to create the files (default: the temporary directory)")
     args = parser.parse_args()
-    if args.runs < 5:
-        parser.error("--runs must be at least 5 (the median of fewer is noise)")
-    size = int(args.size_gib * GIB) // BLOCK * BLOCK or BLOCK
-    base = Path(args.dir or tempfile.gettempdir())
-    needed = 2 * size + 256 * MIB  # the source and one copy at a time
-    free = shutil.disk_usage(base).free
-    if free < needed:
-        print(f"skipped: {base} has {free / GIB:.1f} GiB free, the benchmark needs "
-              f"{needed / GIB:.1f} GiB")
+    if args.runs < MIN_RUNS:
+        parser.error(f"--runs must be at least {MIN_RUNS} (the median of fewer is noise)")
+    size = max(int(args.size_gib * GIB) // (4 * MIB) * (4 * MIB), 4 * MIB)
+    skip = disk_shortfall(args.dir or tempfile.gettempdir(), needed_space(size),
+                          "the copy benchmark")
+    if skip:
+        print(skip)
         return 0
-    work = Path(tempfile.mkdtemp(prefix="bhyvesnap-bench-", dir=base))
+    work = scratch_dir(args.dir, "bhyvesnap-bench-copy-")
     try:
         source = work / "memory"
-        make_source(source, size)
-        print(f"source: {size / GIB:.2f} GiB, {os.stat(source).st_blocks * 512 / MIB:.0f} MiB "
-              f"allocated; {args.runs} runs per tool, alternating, median shown; page cache "
-              "not dropped (warm cache); times include process start-up.\n")
-        copies = bench_copies(source, size, args.runs)
-        hashes = bench_hashes(source, size, args.runs)
-        print(table(size, [("copy", *copies), ("hash", *hashes)]))
+        write_memory(source, size, data=True)
+        print(f"source: {size_label(size)}, {on_disk(source) / MIB:.0f} MiB allocated; "
+              f"{args.runs} runs per tool, alternating, median; warm page cache; times "
+              f"include process start-up; {rss_note()}.\n")
+        print(table([bench_copies(source, args.runs), bench_hashes(source, args.runs)]))
     finally:
-        shutil.rmtree(work)
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -1,24 +1,22 @@
-"""Benchmark ``bhyvesnap migrate legacy-b -> r2`` against ``cp`` of the same files.
+"""Benchmark ``bhyvesnap migrate`` against ``cp --sparse=always`` + ``sync`` of the same files.
 
-Usage: ``python bench/bench_migrate.py [--size-gib N] [--runs R] [--dir DIR] [--verify]``
+Usage: ``python bench/bench_migrate.py [--from legacy-b] [--to r2] [--size-gib N] [--runs R]
+[--dir DIR] [--verify]``
 
-Builds a legacy-b image (``F``, ``F.kern``, ``F.meta``) whose guest memory is N GiB
-(default 2) of data, fully written (a 4 MiB random block repeated: no holes, nothing a file
-system could compress), in a fresh directory under DIR (default: the system's temporary
-directory). Then, alternating (R >= 5 runs each, the median is reported):
+Builds a source image (default legacy-b: ``F``, ``F.kern``, ``F.meta``) of N GiB of guest
+memory (default 2; 48 MiB of random data then a 16 MiB hole in every 64 MiB) with the
+package's own writer, in a fresh directory under DIR (default: the temporary directory).
+Then, alternating (R >= 5 runs each, the median is reported):
 
-* ``bhyvesnap migrate F --to r2 -o OUT --force`` (``python -m migrate``): reads the source,
-  hashes memory for the r2 checksum, copies it with ``copy_file_range``, fsyncs, reads back
-  the header and small sections, renames;
-* ``cp F F.kern F.meta DIR && sync DIR/*``: the same bytes made equally durable (the tool
-  fsyncs, so its baseline must too).
+* ``bhyvesnap migrate SRC --to FORMAT -o OUT --force`` (``python -m migrate``): reads the
+  source, copies memory with ``copy_file_range`` keeping holes (an r2 output also hashes it,
+  in a thread, during the copy), fsyncs, reads back the header and small sections, renames;
+* ``cp --sparse=always`` of the source's files, then ``sync`` of the copies: the same bytes,
+  made equally durable (the tool fsyncs, so its baseline must too).
 
 With ``--verify`` a third contender runs the migration with ``--verify`` (memory hashed again
-from the output). Outputs are removed before each run, outside the timing, so no run pays for
-freeing the previous run's blocks; ``sync`` settles dirty pages before each run. The page
-cache is not dropped (that needs root): figures are for a warm cache and include process
-start-up. Peak RSS is the child's own ``ru_maxrss`` from ``wait4``. Everything is removed at
-the end, also on failure or Ctrl-C. Prints a Markdown table and the ratio (goal <= 1.15).
+from the output). The method (alternation, settling, removal of outputs, peak RSS) is
+bench/common.py's. Prints a Markdown table and the ratio to cp (goal <= 1.15).
 """
 
 from __future__ import annotations
@@ -26,144 +24,146 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-GIB = 1024**3
-MIB = 1024**2
-REPO = Path(__file__).resolve().parents[1]
+from common import (
+    GIB,
+    MIB,
+    MIN_RUNS,
+    Contender,
+    build_images,
+    disk_shortfall,
+    markdown_table,
+    python_m_migrate,
+    ratio,
+    remove,
+    rss_note,
+    run_alternating,
+    scratch_dir,
+    size_label,
+)
+
 GOAL = 1.15
-
-sys.path.insert(0, str(REPO / "tests"))
-from legacy_factory import build_legacy  # noqa: E402 - the tests' independent image builder
+"""Migration time over cp + sync: the tool may cost at most 15 % more than copying."""
 
 
-@dataclass
-class Contender:
-    """One way of producing the copy: its timings and peak RSS (KiB)."""
+@dataclass(frozen=True)
+class MigrationBench:
+    """The contenders of one route at one size: the tool first, cp + sync second."""
 
-    name: str
-    seconds: list[float] = field(default_factory=list)
-    peak_rss_kib: int = 0
+    source: str
+    destination: str
+    size: int
+    contenders: list[Contender]
 
     @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
+    def route(self) -> str:
+        return f"{self.source} → {self.destination}"
+
+    @property
+    def ratio(self) -> float:
+        """Median migration time over median cp + sync time (goal <= 1.15)."""
+        return ratio(self.contenders[0].median, self.contenders[1].median)
 
 
-def run_child(argv: list[str]) -> tuple[float, int]:
-    """Run one child; return its wall seconds and its own peak RSS in KiB.
-
-    Its stderr (the tool's warning that the config is incomplete) is shown only on failure.
-    """
-    with tempfile.TemporaryFile() as errors:
-        start = time.perf_counter()
-        child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors)
-        _, status, usage = os.wait4(child.pid, 0)
-        elapsed = time.perf_counter() - start
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            errors.seek(0)
-            raise SystemExit(f"{' '.join(argv[:4])} ... failed with status {code}:\n"
-                             + errors.read().decode(errors="replace"))
-    return elapsed, int(usage.ru_maxrss)
+def needed_space(size: int) -> int:
+    """Bytes a route needs free: the memory file, source, output and copy, plus slack."""
+    return 4 * size + 512 * MIB
 
 
-def make_source(directory: Path, size: int) -> Path:
-    """A legacy-b image of the test factory whose memory file is then written in full."""
-    files = build_legacy(directory, "legacy-b", memsize=size, name="vm.ckp")
-    block = os.urandom(4 * MIB)
-    with open(files.memory, "r+b") as handle:
-        for offset in range(0, size, len(block)):
-            handle.write(block[:size - offset])
-        handle.flush()
-        os.fsync(handle.fileno())
-    return files.memory
+def bench_migration(source_files: list[Path], source: str, destination: str, size: int,
+                    runs: int, *, verify: bool = False) -> MigrationBench:
+    """Time migrating the image ``source_files`` (memory file first) against copying them."""
+    work = source_files[0].parent / f"out-{source}-{destination}-{size}"
+    work.mkdir()
+    out = work / f"migrated.{destination}"
+    outputs = [out, Path(f"{out}.kern"), Path(f"{out}.meta")]
+    copies = [work / path.name for path in source_files]
+
+    def output_written(_: str) -> None:
+        if not out.exists() or os.path.getsize(out) < size:
+            raise SystemExit(f"the migration did not write {out} of at least {size} bytes")
+
+    def copied(_: str) -> None:
+        if any(os.path.getsize(c) != os.path.getsize(s) for c, s in zip(copies, source_files,
+                                                                       strict=True)):
+            raise SystemExit("cp produced a copy of the wrong size")
+
+    base = python_m_migrate("migrate", str(source_files[0]), "--to", destination, "-o",
+                            str(out), "--force")
+    contenders = [
+        Contender(f"bhyvesnap migrate {source} → {destination}", [base],
+                  prepare=lambda: remove(outputs), check=output_written),
+        Contender("cp --sparse=always + sync",
+                  [["cp", "--sparse=always", *map(str, source_files), str(work)],
+                   ["sync", *map(str, copies)]],
+                  prepare=lambda: remove(copies), check=copied),
+    ]
+    if verify:
+        contenders.append(Contender(f"bhyvesnap migrate {source} → {destination} --verify",
+                                    [[*base, "--verify"]], prepare=lambda: remove(outputs),
+                                    check=output_written))
+    try:
+        run_alternating(contenders, runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return MigrationBench(source, destination, size, contenders)
 
 
-def clear(paths: list[Path]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
-    os.sync()
-
-
-def bench(source: Path, runs: int, verify: bool) -> list[Contender]:
-    work = source.parent
-    out = work / "vm.bhyve"
-    copies = work / "copies"
-    copies.mkdir()
-    copied = [copies / name for name in ("vm.ckp", "vm.ckp.kern", "vm.ckp.meta")]
-    migrate = Contender("bhyvesnap migrate legacy-b -> r2")
-    checked = Contender("bhyvesnap migrate legacy-b -> r2 --verify")
-    cp = Contender("cp F F.kern F.meta + sync")
-    contenders = [migrate, cp, *([checked] if verify else [])]
-    base = [sys.executable, "-m", "migrate", "migrate", str(source), "--to", "r2", "-o",
-            str(out), "--force"]
-    for run in range(runs):
-        order = contenders if run % 2 == 0 else list(reversed(contenders))
-        for contender in order:
-            clear([out, *copied])
-            if contender is cp:
-                elapsed, rss = run_child(["cp", str(source), f"{source}.kern",
-                                          f"{source}.meta", str(copies)])
-                synced, sync_rss = run_child(["sync", *map(str, copied)])
-                elapsed, rss = elapsed + synced, max(rss, sync_rss)
-            else:
-                elapsed, rss = run_child(base + (["--verify"] if contender is checked else []))
-            contender.seconds.append(elapsed)
-            contender.peak_rss_kib = max(contender.peak_rss_kib, rss)
-    clear([*copied])
-    return contenders
-
-
-def table(size: int, contenders: list[Contender]) -> str:
-    reference = next(c for c in contenders if c.name.startswith("cp")).median
-    lines = ["| operation | median s | min s | max s | GiB/s | time vs cp+sync | "
-             "peak RSS MiB |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for c in contenders:
-        lines.append(f"| {c.name} | {c.median:.3f} | {min(c.seconds):.3f} | "
-                     f"{max(c.seconds):.3f} | {size / GIB / c.median:.2f} | "
-                     f"{c.median / reference:.2f} | {c.peak_rss_kib / 1024:.1f} |")
-    return "\n".join(lines)
+def table(benches: list[MigrationBench]) -> str:
+    """Every contender of every bench, with its time relative to cp + sync of that bench."""
+    rows = []
+    for bench in benches:
+        reference = bench.contenders[1].median
+        for contender in bench.contenders:
+            rows.append((bench.route, size_label(bench.size), contender.name,
+                         f"{contender.median:.3f}", f"{min(contender.seconds):.3f}",
+                         f"{bench.size / GIB / contender.median:.2f}",
+                         f"{ratio(contender.median, reference):.2f}",
+                         f"{contender.peak_rss_mib:.1f}"))
+    return markdown_table(
+        ("route", "memory", "contender", "median s", "min s", "GiB/s", "x cp + sync",
+         "peak RSS MiB"), rows, (False, True, False, True, True, True, True, True))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from", dest="source", choices=("legacy-b", "r1", "r2"),
+                        default="legacy-b", help="source format (default legacy-b)")
+    parser.add_argument("--to", dest="destination", choices=("r1", "r2"), default="r2",
+                        help="destination format (default r2)")
     parser.add_argument("--size-gib", type=float, default=2.0,
                         help="guest memory size in GiB (default 2)")
-    parser.add_argument("--runs", type=int, default=5, help="runs per contender (default 5)")
+    parser.add_argument("--runs", type=int, default=MIN_RUNS,
+                        help=f"runs per contender (default and minimum {MIN_RUNS})")
     parser.add_argument("--dir", default=None,
                         help="where to create the files (default: the temporary directory)")
     parser.add_argument("--verify", action="store_true",
                         help="also time migrate --verify (memory hashed again)")
     args = parser.parse_args()
-    if args.runs < 5:
-        parser.error("--runs must be at least 5 (the median of fewer is noise)")
+    if args.runs < MIN_RUNS:
+        parser.error(f"--runs must be at least {MIN_RUNS} (the median of fewer is noise)")
+    if args.source == args.destination:
+        parser.error("--from and --to must differ")
     size = max(int(args.size_gib * GIB) // (4 * MIB) * (4 * MIB), 4 * MIB)
-    base = Path(args.dir or tempfile.gettempdir())
-    needed = 2 * size + 512 * MIB  # the source and one output at a time
-    free = shutil.disk_usage(base).free
-    if free < needed:
-        print(f"skipped: {base} has {free / GIB:.1f} GiB free, the benchmark needs "
-              f"{needed / GIB:.1f} GiB")
+    skip = disk_shortfall(args.dir or tempfile.gettempdir(), needed_space(size),
+                          "the migration benchmark")
+    if skip:
+        print(skip)
         return 0
-    work = Path(tempfile.mkdtemp(prefix="bhyvesnap-bench-", dir=base))
+    work = scratch_dir(args.dir, "bhyvesnap-bench-migrate-")
     try:
-        source = make_source(work, size)
-        print(f"source: legacy-b, {size / GIB:.2f} GiB of memory fully written (random 4 MiB "
-              f"block repeated); {args.runs} runs each, alternating, median; warm page "
-              "cache; times include process start-up.\n")
-        contenders = bench(source, args.runs, args.verify)
-        print(table(size, contenders))
-        ratio = contenders[0].median / contenders[1].median
-        verdict = "meets" if ratio <= GOAL else "misses"
-        print(f"\nratio migrate / (cp + sync): {ratio:.2f} ({verdict} the goal of "
-              f"<= {GOAL}); peak RSS of migrate: {contenders[0].peak_rss_kib / 1024:.1f} MiB")
+        source = build_images(work, size, [args.source], data=True)[args.source]
+        bench = bench_migration(source, args.source, args.destination, size, args.runs,
+                                verify=args.verify)
+        print(f"{args.runs} runs each, alternating, median; warm page cache; times include "
+              f"process start-up; {rss_note()}.\n")
+        print(table([bench]))
+        verdict = "meets" if bench.ratio <= GOAL else "misses"
+        print(f"\nratio migrate / (cp + sync): {bench.ratio:.2f} ({verdict} the goal of "
+              f"<= {GOAL})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -151,7 +151,7 @@ def _fallback(name: str, one_input: OneInput, seeds: Sequence[bytes], args: list
     started = time.monotonic()
     slowest = 0.0
     done = 0
-    for done in range(1, runs + 1):  # noqa: B007 - the count is reported after the loop
+    for done in range(1, runs + 1):
         data = seeds[done - 1] if done <= len(seeds) else mutate(rng.choice(seeds), rng, seeds)
         began = time.monotonic()
         signal.alarm(timeout)

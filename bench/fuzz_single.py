@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from fuzz_common import main, scratch_dir, tests_on_path
 

@@ -26,9 +26,9 @@ _EXPORTS: dict[str, str] = {
     # reading and validating
     "Image": "migrate.image",
     "read_image": "migrate.formats",
-    "validate": "migrate.validate",
-    "ValidationReport": "migrate.validate",
-    "describe": "migrate.describe",
+    "validate": "migrate.validation",
+    "ValidationReport": "migrate.validation",
+    "describe": "migrate.show",
     # targets and the checker
     "Target": "migrate.targets",
     "load_targets": "migrate.targets",
@@ -67,7 +67,7 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from migrate.checker import CheckResult, check, check_path
-    from migrate.describe import describe
+    from migrate.show import describe
     from migrate.findings import (
         BhyvesnapError,
         Finding,
@@ -82,5 +82,5 @@ if TYPE_CHECKING:
     from migrate.migration import MigrationResult, plan_migration, run_migration
     from migrate.registry import REGISTRY, Plan
     from migrate.targets import Target, load_targets, resolve_target
-    from migrate.validate import ValidationReport, validate
+    from migrate.validation import ValidationReport, validate
     from migrate.verdicts import Verdict

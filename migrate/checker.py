@@ -47,7 +47,7 @@ from migrate.steps.flatten import base_image
 from migrate.steps.legacy_a_to_legacy_b import UNADDRESSED
 from migrate.targets import Target
 from migrate.transforms import TRANSFORMS, TransformRegistry, structure_key
-from migrate.validate import ValidationReport, validate
+from migrate.validation import ValidationReport, validate
 from migrate.verdicts import Verdict
 
 INVALID_REMEDY = ("the image is damaged or malformed: restore it from a backup copy, or take "

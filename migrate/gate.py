@@ -229,7 +229,7 @@ def evaluate(job: _Job, targets: Sequence[Target]) -> _Outcome:
     verdicts and the finding that says why.
     """
     from migrate.checker import check
-    from migrate.validate import validate
+    from migrate.validation import validate
 
     findings = _file_findings(job)
     try:

@@ -277,10 +277,15 @@ def run_migration(path: str, to: str, out: str, *, config_file: str | None = Non
     except MigrationError as exc:
         raise type(exc)(exc.findings, replace(unwritten, findings=exc.findings)) from exc
     except UsageError as exc:
-        if exc.finding.rule != "BHS-M004":  # an output that appeared while writing
-            raise
-        raise MigrationRefused([exc.finding], replace(unwritten, findings=(exc.finding,))
-                               ) from exc
+        if exc.finding.rule == "BHS-M004":  # an output that appeared while writing
+            raise MigrationRefused([exc.finding], replace(unwritten, findings=(exc.finding,))
+                                   ) from exc
+        # The source became unreadable mid-write (truncated, removed): whichever thread, the
+        # copy or the checksum, noticed first, the migration failed and nothing was written.
+        failed = error("BHS-M006", out, None,
+                       f"writing the output failed: {exc.finding.one_line()}; nothing was "
+                       "written")
+        raise MigrationFailed([failed], replace(unwritten, findings=(failed,))) from exc
     except ImageError as exc:
         raise MigrationFailed([exc.finding], replace(unwritten, findings=(exc.finding,))
                               ) from exc

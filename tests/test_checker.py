@@ -27,7 +27,7 @@ from migrate.image import Compat, StateEntry
 from migrate.registry import REGISTRY, Registry
 from migrate.targets import Target, load_targets, resolve_target
 from migrate.transforms import TransformRegistry
-from migrate.validate import validate
+from migrate.validation import validate
 from migrate.verdicts import Verdict
 
 TARGETS = load_targets()

@@ -22,7 +22,7 @@ from migrate.corpusgen import (
 from migrate.data import corpus_root, load_json
 from migrate.formats import read_image
 from migrate.targets import load_targets
-from migrate.validate import validate
+from migrate.validation import validate
 from migrate.verdicts import Verdict
 
 MiB = 1 << 20

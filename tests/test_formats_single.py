@@ -29,7 +29,7 @@ from migrate.formats.single import read_single, write_single
 from migrate.ident import mainstream_ident
 from migrate.image import Compat, FileRange, Producer
 from migrate.nvlist import NvList, NvPair, NvType, pack
-from migrate.validate import validate
+from migrate.validation import validate
 
 
 def rule_of(path: Path) -> tuple[str, int | str | None]:

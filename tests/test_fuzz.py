@@ -58,7 +58,8 @@ def mutated(draw: st.DrawFn, seed: bytes, anchors: tuple[int, ...] = ()) -> byte
     the starts of the structures worth hitting (a uniform offset mostly lands in padding)."""
     data = bytearray(seed)
     for _ in range(draw(st.integers(1, 4))):
-        if anchors and draw(st.booleans()):
+        near: bool = draw(st.booleans())
+        if anchors and near:
             at = draw(st.sampled_from(anchors)) + draw(st.integers(0, 96))
         else:
             at = draw(st.integers(0, max(len(data) - 1, 0)))

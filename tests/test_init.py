@@ -34,3 +34,16 @@ def test_errors_share_one_base_that_carries_the_finding() -> None:
 
 def test_all_lists_exactly_the_lazy_exports() -> None:
     assert set(migrate.__all__) == {"__version__", *migrate._EXPORTS}
+
+
+def test_public_functions_are_not_shadowed_by_submodules() -> None:
+    """Importing every submodule must not replace a public name (``migrate.validate`` is the
+    function, not a module of that name)."""
+    import pkgutil
+
+    for module in pkgutil.walk_packages(migrate.__path__, "migrate."):
+        if not module.name.startswith(("migrate.schemas", "migrate.corpus", "migrate.__main__")):
+            __import__(module.name)
+    for name in migrate.__all__:
+        value = getattr(migrate, name)
+        assert not hasattr(value, "__path__") and type(value).__name__ != "module", name

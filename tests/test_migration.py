@@ -31,7 +31,7 @@ from migrate.migration import (
     resolve_destination,
     run_migration,
 )
-from migrate.validate import validate
+from migrate.validation import validate
 
 MEMSIZE = 1 << 20
 USER_CONFIG = ("name=testvm\ncpus=2\nmemory.size=1048576\nconfig.dump=1\n"

@@ -12,7 +12,7 @@ from migrate.ident import mainstream_ident
 from migrate.image import Compat, FileRange
 from migrate.registry import REGISTRY, StepContext
 from migrate.steps.flatten import Flatten
-from migrate.validate import validate
+from migrate.validation import validate
 
 PRESENT = {0: b"\xaa" * 4096, 3: b"\xbb" * 100, 4: b"\xcc" * 4096, 255: b"\xdd" * 4096}
 

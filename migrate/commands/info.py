@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from migrate.describe import describe
+from migrate.show import describe
 from migrate.findings import ImageError, NotInterpretedError
 from migrate.formats import read_image
 from migrate.image import UNKNOWN_FORMAT

@@ -6,7 +6,7 @@ import argparse
 
 from migrate.render import print_findings, print_json
 from migrate.storage import Progress
-from migrate.validate import validate
+from migrate.validation import validate
 from migrate.verdicts import EXIT_INVALID, EXIT_NOT_INTERPRETED, EXIT_OK
 
 HELP = "check an image's structure (and, with --verify, its checksums)"
