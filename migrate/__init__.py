@@ -67,7 +67,6 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from migrate.checker import CheckResult, check, check_path
-    from migrate.show import describe
     from migrate.findings import (
         BhyvesnapError,
         Finding,
@@ -81,6 +80,7 @@ if TYPE_CHECKING:
     from migrate.image import Image
     from migrate.migration import MigrationResult, plan_migration, run_migration
     from migrate.registry import REGISTRY, Plan
+    from migrate.show import describe
     from migrate.targets import Target, load_targets, resolve_target
     from migrate.validation import ValidationReport, validate
     from migrate.verdicts import Verdict

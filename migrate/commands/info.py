@@ -6,12 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from migrate.show import describe
 from migrate.findings import ImageError, NotInterpretedError
 from migrate.formats import read_image
 from migrate.image import UNKNOWN_FORMAT
 from migrate.render import print_findings, print_json, table
 from migrate.rules import RuleKind
+from migrate.show import describe
 from migrate.verdicts import EXIT_INVALID, EXIT_NOT_INTERPRETED, EXIT_OK
 
 HELP = "what an image is: format, IDENT, sections, state entries, config"
