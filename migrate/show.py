@@ -36,7 +36,9 @@ def describe(image: Image) -> dict[str, Any]:
 def _sections(image: Image) -> list[dict[str, Any]]:
     if image.sections:
         return [{"name": s.name, "offset": s.offset, "size": s.size, "type": s.type,
-                 "checksum": s.checksum} for s in image.sections]
+                 "checksum": s.checksum,
+                 "attributes": {key: _plain(pair.value) for key, pair in s.attributes.items()}}
+                for s in image.sections]
     kern_size = sum(entry.size for entry in (*image.kernel, *image.devices))
     return [
         {"name": "memory", "file": image.files[0], "offset": 0, "size": image.memory.size,
@@ -68,3 +70,9 @@ def _entry(entry: StateEntry, device: bool = False) -> dict[str, Any]:
     if device:
         described["emulation"] = parse_device_name(entry.name).emulation
     return described
+
+
+def _plain(value: Any) -> Any:
+    """A header attribute's value as JSON can hold it (``base`` and ``base_checksum`` are
+    strings; a newer writer's key of another type is shown as its text)."""
+    return value if isinstance(value, (str, int)) else repr(value)

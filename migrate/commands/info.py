@@ -82,6 +82,10 @@ def _print_human(doc: dict[str, Any]) -> None:
     if doc["compat"]:
         features = ", ".join(doc["compat"]["features"]) or "none"
         lines.append(("compat", f"min_reader {doc['compat']['min_reader']}; features {features}"))
+    memory = next((s for s in doc["sections"] if s["name"] == "memory"), None)
+    if memory is not None and "base" in memory.get("attributes", {}):
+        lines.append(("base", f"{memory['attributes']['base']} (memory "
+                              f"{memory['attributes'].get('base_checksum', '?')})"))
     if doc["producer"]:
         producer = doc["producer"]
         lines.append(("producer", " ".join(str(v) for v in (
