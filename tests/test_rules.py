@@ -5,10 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
-from migrate.findings import Finding, Severity
-from migrate.rules import RULES, RuleKind
+from migrate.rules import RULES
 
 TESTS = Path(__file__).parent
 
@@ -26,19 +23,3 @@ def test_every_rule_is_triggered_by_some_test() -> None:
                    if path.name not in ("test_rules.py", "test_readme.py"))
     untested = sorted(rule for rule in RULES if rule not in text)
     assert not untested, f"rules without a test: {untested}"
-
-
-def test_findings_refuse_unregistered_rules() -> None:
-    with pytest.raises(ValueError, match="unregistered"):
-        Finding("BHS-Z999", Severity.ERROR, "f", 0, "m")
-
-
-def test_finding_one_line_and_json() -> None:
-    finding = Finding("BHS-S007", Severity.ERROR, "vm.bhyve", "/sections/memory/size", "too big")
-    assert finding.one_line() == "vm.bhyve:/sections/memory/size: too big [BHS-S007]"
-    assert Finding("BHS-N002", Severity.ERROR, "h.nvl", 68, "bad").one_line() == \
-        "h.nvl:byte 68: bad [BHS-N002]"
-    assert finding.to_json() == {"rule": "BHS-S007", "severity": "error", "file": "vm.bhyve",
-                                 "location": "/sections/memory/size", "message": "too big",
-                                 "remedy": None}
-    assert finding.kind is RuleKind.VALIDATION
