@@ -16,28 +16,25 @@ can reach. The method (alternation, settling, peak RSS) is bench/common.py's.
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from common import (
     GIB,
     MIB,
-    MIN_RUNS,
     Contender,
-    disk_shortfall,
     markdown_table,
     on_disk,
     ratio,
     remove,
     rss_note,
     run_alternating,
-    scratch_dir,
     size_label,
+    sized_arguments,
+    sized_parser,
+    workspace,
     write_memory,
 )
 
@@ -137,32 +134,18 @@ def table(benches: list[PrimitiveBench]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-gib", type=float, default=1.0,
-                        help="size of the test file in GiB (default 1)")
-    parser.add_argument("--runs", type=int, default=MIN_RUNS,
-                        help=f"runs per tool (default and minimum {MIN_RUNS})")
-    parser.add_argument("--dir", default=None,
-                        help="where to create the files (default: the temporary directory)")
-    args = parser.parse_args()
-    if args.runs < MIN_RUNS:
-        parser.error(f"--runs must be at least {MIN_RUNS} (the median of fewer is noise)")
-    size = max(int(args.size_gib * GIB) // (4 * MIB) * (4 * MIB), 4 * MIB)
-    skip = disk_shortfall(args.dir or tempfile.gettempdir(), needed_space(size),
-                          "the copy benchmark")
-    if skip:
-        print(skip)
-        return 0
-    work = scratch_dir(args.dir, "bhyvesnap-bench-copy-")
-    try:
+    parser = sized_parser(__doc__.split("\n\n")[0], 1.0)
+    args, size = sized_arguments(parser)
+    with workspace(args.dir, needed_space(size), "the copy benchmark",
+                   "bhyvesnap-bench-copy-") as work:
+        if work is None:
+            return 0
         source = work / "memory"
         write_memory(source, size, data=True)
         print(f"source: {size_label(size)}, {on_disk(source) / MIB:.0f} MiB allocated; "
               f"{args.runs} runs per tool, alternating, median; warm page cache; times "
               f"include process start-up; {rss_note()}.\n")
         print(table([bench_copies(source, args.runs), bench_hashes(source, args.runs)]))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -21,28 +21,26 @@ bench/common.py's. Prints a Markdown table and the ratio to cp (goal <= 1.15).
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from common import (
     GIB,
     MIB,
-    MIN_RUNS,
     Contender,
     build_images,
-    disk_shortfall,
     markdown_table,
     python_m_migrate,
     ratio,
     remove,
     rss_note,
     run_alternating,
-    scratch_dir,
     size_label,
+    sized_arguments,
+    sized_parser,
+    workspace,
 )
 
 GOAL = 1.15
@@ -129,32 +127,20 @@ def table(benches: list[MigrationBench]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = sized_parser(__doc__.split("\n\n")[0], 2.0)
     parser.add_argument("--from", dest="source", choices=("legacy-b", "r1", "r2"),
                         default="legacy-b", help="source format (default legacy-b)")
     parser.add_argument("--to", dest="destination", choices=("r1", "r2"), default="r2",
                         help="destination format (default r2)")
-    parser.add_argument("--size-gib", type=float, default=2.0,
-                        help="guest memory size in GiB (default 2)")
-    parser.add_argument("--runs", type=int, default=MIN_RUNS,
-                        help=f"runs per contender (default and minimum {MIN_RUNS})")
-    parser.add_argument("--dir", default=None,
-                        help="where to create the files (default: the temporary directory)")
     parser.add_argument("--verify", action="store_true",
                         help="also time migrate --verify (memory hashed again)")
-    args = parser.parse_args()
-    if args.runs < MIN_RUNS:
-        parser.error(f"--runs must be at least {MIN_RUNS} (the median of fewer is noise)")
+    args, size = sized_arguments(parser)
     if args.source == args.destination:
         parser.error("--from and --to must differ")
-    size = max(int(args.size_gib * GIB) // (4 * MIB) * (4 * MIB), 4 * MIB)
-    skip = disk_shortfall(args.dir or tempfile.gettempdir(), needed_space(size),
-                          "the migration benchmark")
-    if skip:
-        print(skip)
-        return 0
-    work = scratch_dir(args.dir, "bhyvesnap-bench-migrate-")
-    try:
+    with workspace(args.dir, needed_space(size), "the migration benchmark",
+                   "bhyvesnap-bench-migrate-") as work:
+        if work is None:
+            return 0
         source = build_images(work, size, [args.source], data=True)[args.source]
         bench = bench_migration(source, args.source, args.destination, size, args.runs,
                                 verify=args.verify)
@@ -164,8 +150,6 @@ def main() -> int:
         verdict = "meets" if bench.ratio <= GOAL else "misses"
         print(f"\nratio migrate / (cp + sync): {bench.ratio:.2f} ({verdict} the goal of "
               f"<= {GOAL})")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -16,28 +16,25 @@ digest must equal the memory checksum the r2 writer recorded. Method: bench/comm
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from common import (
     GIB,
     MIB,
-    MIN_RUNS,
     Contender,
     build_images,
-    disk_shortfall,
     markdown_table,
     python_m_migrate,
     ratio,
     rss_note,
     run_alternating,
-    scratch_dir,
     size_label,
+    sized_arguments,
+    sized_parser,
+    workspace,
 )
 
 from migrate.formats.single import read_single
@@ -96,24 +93,12 @@ def table(benches: list[VerifyBench]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-gib", type=float, default=1.0,
-                        help="guest memory size in GiB (default 1)")
-    parser.add_argument("--runs", type=int, default=MIN_RUNS,
-                        help=f"runs per contender (default and minimum {MIN_RUNS})")
-    parser.add_argument("--dir", default=None,
-                        help="where to create the files (default: the temporary directory)")
-    args = parser.parse_args()
-    if args.runs < MIN_RUNS:
-        parser.error(f"--runs must be at least {MIN_RUNS} (the median of fewer is noise)")
-    size = max(int(args.size_gib * GIB) // (4 * MIB) * (4 * MIB), 4 * MIB)
-    skip = disk_shortfall(args.dir or tempfile.gettempdir(), needed_space(size),
-                          "the verify benchmark")
-    if skip:
-        print(skip)
-        return 0
-    work = scratch_dir(args.dir, "bhyvesnap-bench-verify-")
-    try:
+    parser = sized_parser(__doc__.split("\n\n")[0], 1.0)
+    args, size = sized_arguments(parser)
+    with workspace(args.dir, needed_space(size), "the verify benchmark",
+                   "bhyvesnap-bench-verify-") as work:
+        if work is None:
+            return 0
         images = build_images(work, size, ["legacy-b", "r2"], data=True)
         bench = bench_verify(images["r2"][0], images["legacy-b"][0], args.runs)
         print(f"{args.runs} runs each, alternating, median; warm page cache; times include "
@@ -122,8 +107,6 @@ def main() -> int:
         verdict = "meets" if bench.throughput_ratio >= GOAL else "misses"
         print(f"\nthroughput validate --verify / sha256sum: {bench.throughput_ratio:.2f} "
               f"({verdict} the goal of >= {GOAL})")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -24,6 +24,7 @@ bundled corpus definition's specs, with guest memory written by :func:`write_mem
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import functools
@@ -355,6 +356,42 @@ def remove(paths: Iterable[Path | str]) -> None:
     """Delete the files that exist among ``paths``."""
     for path in paths:
         Path(path).unlink(missing_ok=True)
+
+
+def sized_parser(description: str, default_gib: float) -> argparse.ArgumentParser:
+    """The options every sized benchmark takes: ``--size-gib``, ``--runs``, ``--dir``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size-gib", type=float, default=default_gib,
+                        help=f"guest memory size in GiB (default {default_gib:g})")
+    parser.add_argument("--runs", type=int, default=MIN_RUNS,
+                        help=f"runs per contender (default and minimum {MIN_RUNS})")
+    parser.add_argument("--dir", default=None,
+                        help="where to create the files (default: the temporary directory)")
+    return parser
+
+
+def sized_arguments(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, int]:
+    """The parsed options and the memory size (a multiple of 4 MiB, at least 4 MiB)."""
+    args = parser.parse_args()
+    if args.runs < MIN_RUNS:
+        parser.error(f"--runs must be at least {MIN_RUNS} (the median of fewer is noise)")
+    return args, max(int(args.size_gib * GIB) // (4 * MIB) * (4 * MIB), 4 * MIB)
+
+
+@contextlib.contextmanager
+def workspace(base: str | None, needed: int, what: str, prefix: str) -> Iterator[Path | None]:
+    """A scratch directory removed afterwards, or ``None`` (the skip message printed) when
+    ``base`` lacks ``needed`` free bytes."""
+    skip = disk_shortfall(base or tempfile.gettempdir(), needed, what)
+    if skip:
+        print(skip)
+        yield None
+        return
+    work = scratch_dir(base, prefix)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def scratch_dir(base: str | None, prefix: str) -> Path:

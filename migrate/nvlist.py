@@ -551,30 +551,24 @@ class _Frame:
 
 
 def _name_bytes(name: object) -> bytes | str:
-    """The C name for ``name``, or why it cannot be one."""
-    if not isinstance(name, str):
-        return f"a pair name must be a str, not {type(name).__name__}"
-    try:
-        raw = name.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return f"the name {name!r} is not encodable (lone surrogate outside U+DC80-U+DCFF)"
-    if b"\0" in raw:
-        return f"the name {name!r} holds a NUL byte"
-    if len(raw) >= NAME_MAX:
+    """The C name for ``name``, or why it cannot be one (a C string of limited length)."""
+    raw = _string_bytes(name, "name")
+    if isinstance(raw, bytes) and len(raw) >= NAME_MAX:
         return f"the name is {len(raw)} bytes; libnv allows at most {NAME_MAX - 1}"
     return raw
 
 
-def _string_bytes(text: object) -> bytes | str:
-    """The C string for ``text`` (without its NUL), or why it cannot be one."""
+def _string_bytes(text: object, what: str = "string") -> bytes | str:
+    """The C string for ``text`` (without its NUL), or why it cannot be one. Any byte string
+    round-trips: bytes that are not UTF-8 were decoded as surrogate escapes."""
     if not isinstance(text, str):
-        return f"expected a str, not {type(text).__name__}"
+        return f"a {what} must be a str, not {type(text).__name__}"
     try:
         raw = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
-        return f"the string {text!r} is not encodable (lone surrogate outside U+DC80-U+DCFF)"
+        return f"the {what} {text!r} is not encodable (lone surrogate outside U+DC80-U+DCFF)"
     if b"\0" in raw:
-        return f"the string {text!r} holds a NUL byte"
+        return f"the {what} {text!r} holds a NUL byte"
     return raw
 
 
