@@ -37,8 +37,10 @@ from migrate.findings import (
 )
 from migrate.formats import output_paths, read_image, read_image_files, write_image
 from migrate.image import FORMATS, FileRange, Image, StateEntry
+from migrate.nvlist import NvPair, NvType
 from migrate.registry import REGISTRY, Plan, Step, StepBlocked, StepContext, run_steps
 from migrate.rules import RuleKind
+from migrate.steps.flatten import base_path
 from migrate.storage import AtomicOutputs, Progress, fsync_file, hash_range
 from migrate.targets import Target, load_targets, resolve_target
 
@@ -227,6 +229,22 @@ def _same_file(first: str, second: str) -> bool:
 # running
 
 
+def _rebased(model: Image, out: str) -> Image:
+    """A diff-pages image names its base relative to its own directory (FORMAT.md 3.5); one
+    written elsewhere must still find the same base, so the name is made relative to the
+    output's directory. Nothing else changes: ``base_checksum`` still identifies the base."""
+    section = model.section("memory")
+    base = base_path(model) if model.memory_type == "diff-pages" else None
+    if section is None or base is None:
+        return model
+    relative = os.path.relpath(base, os.path.dirname(os.path.abspath(out)))
+    attributes = {**section.attributes, "base": NvPair("base", NvType.STRING, relative)}
+    sections = tuple(replace(s, attributes=attributes) if s is section else s
+                     for s in model.sections)
+    return model.evolve(sections=sections)
+
+
+
 def run_migration(path: str, to: str, out: str, *, config_file: str | None = None,
                   allow_lossy: bool = False, dry_run: bool = False, force: bool = False,
                   verify: bool = False, targets_dir: str | None = None,
@@ -259,6 +277,7 @@ def run_migration(path: str, to: str, out: str, *, config_file: str | None = Non
         refusals.append(_lossy_finding(path, plan))
     if refusals:
         raise MigrationRefused(refusals, replace(unwritten, findings=tuple(refusals)))
+    model = _rebased(model, out)
     _check_outputs(image, outputs, force, unwritten)
     result = replace(unwritten, findings=model.findings)
     if dry_run:

@@ -31,6 +31,8 @@ from migrate.migration import (
     resolve_destination,
     run_migration,
 )
+from migrate.registry import StepContext
+from migrate.steps.flatten import Flatten
 from migrate.validation import validate
 
 MEMSIZE = 1 << 20
@@ -545,4 +547,18 @@ def test_flattened_output_holds_the_merged_memory(tmp_path: Path) -> None:
     expected = bytearray(base_memory.read())
     expected[2 * 4096:3 * 4096] = b"new page".ljust(4096, b"\0")
     assert written.memory.read() == bytes(expected)
+    assert validate(str(out), verify=True).valid
+
+
+def test_diff_pages_written_elsewhere_still_finds_its_base(tmp_path: Path) -> None:
+    _, diff = build_diff(tmp_path, {1: b"page"})
+    elsewhere = tmp_path / "archive" / "2026"
+    elsewhere.mkdir(parents=True)
+    out = elsewhere / "copy.bhyve"
+    run_migration(str(diff), "r2", str(out))
+    written = read_single(str(out))
+    memory = written.section("memory")
+    assert memory is not None
+    assert memory.attributes["base"].value == "../../base.bhyve"
+    assert Flatten().blockers(written, StepContext()) == []
     assert validate(str(out), verify=True).valid
