@@ -45,7 +45,7 @@ from migrate.registry import REGISTRY, Plan, Registry, Step, StepBlocked, StepCo
 from migrate.steps.base import entry_location
 from migrate.steps.flatten import base_image
 from migrate.steps.legacy_a_to_legacy_b import UNADDRESSED
-from migrate.targets import Target
+from migrate.targets import Target, user_targets_dir
 from migrate.transforms import TRANSFORMS, TransformRegistry, structure_key
 from migrate.validation import ValidationReport, validate
 from migrate.verdicts import Verdict
@@ -131,6 +131,9 @@ def migrate_command(image_path: str, output_base: str, target: Target, *, lossy:
     """The exact ``bhyvesnap migrate`` command line that makes the image restorable."""
     words = ["bhyvesnap", "migrate", image_path, "--to", target.name,
              "-o", f"{output_base}.{target.format}"]
+    targets_dir = user_targets_dir(target)
+    if targets_dir is not None:
+        words += ["--targets-dir", targets_dir]
     if config_file is not None:
         words += ["--config", config_file]
     if lossy:
@@ -201,9 +204,13 @@ class _Judge:
         if not plan.steps:
             if not transformed:
                 return Verdict.NATIVE, plan
-            self.migration_needed(Verdict.UPGRADE, plan, "its state blobs need the registered "
-                                  f"transforms to generation {self.target.generation}", None)
-            return Verdict.UPGRADE, plan
+            # Steps carry blobs to the generation of their destination format; within one
+            # format no step runs, so a registered transform would never be applied.
+            self.fail("BHS-T010", (self.path, None),
+                      f"registered blob transforms lead to generation {self.target.generation},"
+                      f" but no migration step applies them within format {self.image.format}",
+                      "restore with a build of the image's own generation")
+            return Verdict.INCOMPATIBLE, plan
         return self.simulate(plan)
 
     def generations(self) -> bool:

@@ -43,9 +43,10 @@ from migrate.rules import RuleKind
 from migrate.steps.flatten import base_path
 from migrate.storage import AtomicOutputs, Progress, fsync_file, hash_range
 from migrate.targets import Target, load_targets, resolve_target
+from migrate.verdicts import Verdict
 
 __all__ = ["MigrationError", "MigrationFailed", "MigrationRefused", "MigrationResult",
-           "plan_migration", "resolve_destination", "run_migration"]
+           "PlannedMigration", "plan_migration", "resolve_destination", "run_migration"]
 
 
 SMALL_SECTIONS = ("config", "kernel", "devices")
@@ -164,8 +165,19 @@ def _read_source(path: str) -> Image:
         raise MigrationRefused([exc.finding]) from None
 
 
+@dataclass(frozen=True)
+class PlannedMigration:
+    """A read source image, its plan, the steps' context, and the target ``--to`` named
+    (``None`` for a bare format id)."""
+
+    image: Image
+    plan: Plan
+    context: StepContext
+    target: Target | None
+
+
 def plan_migration(path: str, to: str, *, config_file: str | None = None,
-                   targets_dir: str | None = None) -> tuple[Image, Plan, StepContext]:
+                   targets_dir: str | None = None) -> PlannedMigration:
     """Read the image at ``path`` and plan its migration to ``to`` (a format id or target).
 
     Raises UsageError for an unknown ``--to``, an unreadable input or ``--config`` file;
@@ -182,7 +194,38 @@ def plan_migration(path: str, to: str, *, config_file: str | None = None,
             raise
         raise MigrationRefused([exc.finding]) from None
     removal = removal_steps(image, destination, target)
-    return image, Plan(image.format, destination, (*removal, *path_plan.steps)), context
+    plan = Plan(image.format, destination, (*removal, *path_plan.steps))
+    return PlannedMigration(image, plan, context, target)
+
+
+def _target_refusals(planned: PlannedMigration) -> list[Finding]:
+    """Why the target ``--to`` named could not restore the result, as ``check`` says it (a
+    migration that would exit 0 with an output its target refuses helps nobody): the error
+    findings of an ``incompatible`` verdict, else nothing. Steps' own blockers and losses
+    are the runner's to report, so only target rules count here."""
+    if planned.target is None:
+        return []
+    from migrate.checker import check
+    from migrate.validation import ValidationReport
+
+    image = planned.image
+    report = ValidationReport(image.path, True, True, image.findings, image)
+    result = check(report, planned.target, user_config=planned.context.user_config,
+                   user_config_file=planned.context.user_config_file)
+    if result.verdict is not Verdict.INCOMPATIBLE:
+        return []
+    return [f for f in result.findings if f.is_error and f.kind is RuleKind.TARGET
+            and f.rule != "BHS-T010"]
+
+
+def _damaged_source(image: Image, *, progress: bool) -> list[Finding]:
+    """The source's recorded checksums, verified before a plan that drops or recomputes them
+    (r2 -> r1, flatten): otherwise damage the checksums would have caught is carried into an
+    output that no longer records them, and it would then read as sound."""
+    from migrate.validation import verify_checksums
+
+    factory = Progress if progress else None
+    return [f for f in verify_checksums(image, factory) if f.is_error]
 
 
 def _lossy_finding(path: str, plan: Plan) -> Finding:
@@ -201,8 +244,12 @@ def _check_outputs(image: Image, outputs: Sequence[str], force: bool,
     The existence rules are :class:`AtomicOutputs`'s own (constructing one creates nothing),
     so a dry run refuses exactly what the real run would.
     """
+    inputs = list(image.files)
+    base = base_path(image) if image.memory_type == "diff-pages" else None
+    if base is not None:  # flattening reads the base: it is an input too
+        inputs.append(base)
     for output in outputs:
-        for source in image.files:
+        for source in inputs:
             if os.path.lexists(output) and os.path.exists(source) and _same_file(output,
                                                                                    source):
                 raise MigrationRefused([error(
@@ -264,17 +311,19 @@ def run_migration(path: str, to: str, out: str, *, config_file: str | None = Non
     for an unknown ``to``, an unreadable input or ``--config`` file, or a missing output
     directory.
     """
-    image, plan, context = plan_migration(path, to, config_file=config_file,
-                                          targets_dir=targets_dir)
+    planned = plan_migration(path, to, config_file=config_file, targets_dir=targets_dir)
+    image, plan, context = planned.image, planned.plan, planned.context
     outputs = tuple(output_paths(plan.destination, out))
     unwritten = MigrationResult(path, outputs, plan, (), written=False)
-    refusals: list[Finding] = []
+    refusals = _target_refusals(planned)
     try:
         model = run_steps(image, plan, context)
     except StepBlocked as blocked:
         refusals.extend(blocked.findings)
     if plan.lossy() and not allow_lossy:
         refusals.append(_lossy_finding(path, plan))
+    if not refusals and not dry_run and plan.steps and image.checksums:
+        refusals.extend(_damaged_source(image, progress=progress))
     if refusals:
         raise MigrationRefused(refusals, replace(unwritten, findings=tuple(refusals)))
     model = _rebased(model, out)

@@ -28,7 +28,7 @@ from migrate.image import FORMATS, Image
 from migrate.steps.base import Direction, Loss, Step, StepContext
 
 __all__ = ["REGISTRY", "Direction", "Loss", "Plan", "Registry", "Step", "StepBlocked",
-           "StepContext", "build_registry", "discover_steps", "plan_blockers", "run_steps"]
+           "StepContext", "build_registry", "discover_steps", "run_steps"]
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,6 @@ class Registry:
         """Declare ``step``. Consistency (unknown formats, duplicate edges) is :meth:`lint`'s
         job, so that a broken registry can still be built and shown."""
         self._steps.append(step)
-
-    def find(self, name: str) -> Step | None:
-        """The step called ``name`` (how the checker reaches ``flatten``, a same-format step)."""
-        return next((step for step in self._steps if step.name == name), None)
 
     def path(self, source: str, destination: str) -> Plan | None:
         """The shortest plan from ``source`` to ``destination``, or ``None`` if there is none.
@@ -208,19 +204,6 @@ def _walk_back(previous: dict[str, Step], source: str, destination: str) -> tupl
         steps.append(step)
         here = step.source
     return tuple(reversed(steps))
-
-
-def plan_blockers(image: Image, plan: Plan, context: StepContext) -> list[Finding]:
-    """The blockers of the first step of ``plan`` that would refuse ``image``, or ``[]``.
-
-    Later steps are judged on the output of the earlier ones, exactly as :func:`run_steps`
-    would, so a dry run refuses for the same reasons as the real run.
-    """
-    try:
-        run_steps(image, plan, context)
-    except StepBlocked as blocked:
-        return list(blocked.findings)
-    return []
 
 
 def run_steps(image: Image, plan: Plan, context: StepContext) -> Image:

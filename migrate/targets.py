@@ -29,6 +29,7 @@ from migrate import findings
 from migrate.data import schema_errors, schemas_root
 from migrate.findings import UsageError
 from migrate.image import FORMATS
+from migrate.storage import read_user_file
 
 MAX_PROFILE_SIZE = 1 << 20
 """A profile file larger than this is refused (a limit of this tool; real ones are ~2 KiB)."""
@@ -220,19 +221,6 @@ def _bundled() -> tuple[Target, ...]:
     return tuple(found.values())
 
 
-def _read_profile(path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_PROFILE_SIZE + 1)
-    except OSError as exc:
-        raise UsageError(findings.error(
-            "BHS-X002", path, None, f"cannot read the target profile ({exc.strerror})")) from None
-    if len(data) > MAX_PROFILE_SIZE:
-        raise _invalid(path, MAX_PROFILE_SIZE, "the profile is larger than 1 MiB "
-                       "(a limit of this tool)")
-    return data
-
-
 def _user_targets(targets_dir: str) -> list[Target]:
     """Every ``*.json`` profile of ``targets_dir``, in file name order."""
     try:
@@ -245,8 +233,17 @@ def _user_targets(targets_dir: str) -> list[Target]:
     found: dict[str, Target] = {}
     for name in names:
         path = os.path.join(targets_dir, name)
-        _add(found, parse_profile(_read_profile(path), path))
+        data = read_user_file(path, MAX_PROFILE_SIZE, "target profile", "BHS-X004")
+        _add(found, parse_profile(data, path))
     return list(found.values())
+
+
+def user_targets_dir(target: Target) -> str | None:
+    """The ``--targets-dir`` a command needs to find ``target`` again, or ``None`` for a
+    bundled profile (so a printed remedy works when run as it is printed)."""
+    if any(bundled.source == target.source for bundled in _bundled()):
+        return None
+    return os.path.dirname(target.source) or "."
 
 
 def load_targets(targets_dir: str | None = None) -> dict[str, Target]:

@@ -12,7 +12,7 @@ over generations, so a transform 13.0 -> 13.2 and one 13.2 -> 14 also upgrade 13
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from migrate.devices import parse_device_name
@@ -94,19 +94,6 @@ class TransformRegistry:
                     return _walk_back(previous, source, destination)
                 queue.append(link.destination)
         return None
-
-    def missing(self, entries: Iterable[StateEntry], destination: str) -> list[str]:
-        """Every structure key among ``entries`` with no chain to ``destination``.
-
-        Each key appears once, in the order of the entries, so a finding per structure can be
-        built from the result directly.
-        """
-        found: list[str] = []
-        for entry in entries:
-            key = structure_key(entry.name)
-            if key not in found and self.chain(key, entry.generation, destination) is None:
-                found.append(key)
-        return found
 
     def apply(self, entry: StateEntry, destination: str) -> StateEntry:
         """``entry`` upgraded to ``destination`` by running its chain over the blob.

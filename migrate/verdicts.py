@@ -46,8 +46,3 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_NOT_INTERPRETED = 20
 EXIT_INVALID = 30
-
-
-def worst(verdicts: list[Verdict]) -> Verdict:
-    """The worst verdict by precedence (an ``upgrade``/``downgrade`` tie keeps the first)."""
-    return max(verdicts, key=lambda verdict: verdict.rank)

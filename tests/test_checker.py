@@ -262,7 +262,7 @@ def test_check_reads_no_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 # --------------------------------------------------------------------------- target rules
 
 
-def test_t001_a_registered_transform_turns_a_mismatch_into_an_upgrade(tmp_path: Path) -> None:
+def test_t001_registered_transforms_are_applied_by_steps_that_rewrite(tmp_path: Path) -> None:
     image = model(tmp_path, "r2")
     path = r2_with(tmp_path, kernel=tuple(StateEntry(e.name, "fbsd15", e.read())
                                           for e in image.kernel))
@@ -273,9 +273,15 @@ def test_t001_a_registered_transform_turns_a_mismatch_into_an_upgrade(tmp_path: 
     transforms = TransformRegistry()
     for entry in image.kernel:
         transforms.register(entry.name, "fbsd15", "fbsd14", bytes)
-    upgraded = run(path, "bhyve-image-2.0", transforms=transforms)
-    assert upgraded.verdict is Verdict.UPGRADE
-    assert "BHS-T012" in rules(upgraded)
+    # a step that rewrites the entries applies the transforms: r2 -> r1 does
+    downgraded = run(path, "bhyve-image-1.0", transforms=transforms)
+    assert downgraded.verdict is Verdict.DOWNGRADE
+    assert "BHS-T012" in rules(downgraded)
+    # within r2 no step runs, so nothing would apply them: refused, and said why
+    same_format = run(path, "bhyve-image-2.0", transforms=transforms)
+    assert same_format.verdict is Verdict.INCOMPATIBLE
+    assert "no migration step applies them within format r2" in " ".join(
+        f.message for f in same_format.findings if f.rule == "BHS-T010")
 
 
 def test_t001_legacy_a_on_freebsd_14(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from conftest import CliResult
 from legacy_factory import build_legacy
 from single_factory import build, craft_r1
 
+from migrate.data import corpus_root, schemas_root
 from migrate.targets import load_targets
 
 Run = Callable[..., CliResult]
@@ -135,3 +136,22 @@ def test_targets_dir_profile_replaces_a_bundled_one(run_cli: Run, legacy_b: str,
     assert result.status == 20
     rules = [f["rule"] for f in json.loads(result.stdout)["findings"]]
     assert rules == ["BHS-T002"]
+
+
+def test_remedy_for_a_user_profile_names_its_directory(run_cli: Run, tmp_path: Path) -> None:
+    """The printed command must work as printed: a target found through --targets-dir is
+    found again only with it."""
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    document = json.loads(schemas_root().joinpath("targets").joinpath(
+        "bhyve-image-2.0.json").read_text(encoding="utf-8"))
+    document["name"] = "acme-2.0"
+    (profiles / "acme-2.0.json").write_text(json.dumps(document))
+    image = str(corpus_root() / "r1.bhyve")
+    result = run_cli("check", image, "--target", "acme-2.0", "--targets-dir", str(profiles),
+                     "--json")
+    assert result.status == 10
+    remedies = [f["remedy"] for f in json.loads(result.stdout)["findings"]
+                if f["rule"] == "BHS-T012"]
+    assert remedies == [f"bhyvesnap migrate {image} --to acme-2.0 -o {image}.r2 "
+                        f"--targets-dir {profiles}"]

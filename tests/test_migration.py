@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import errno
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from legacy_factory import LegacyFiles, blob, build_legacy
 from single_factory import allocated_bytes, build, build_diff
 
 from migrate import migration, storage
+from migrate.data import schemas_root
 from migrate.findings import ImageError, UsageError, error
 from migrate.formats import read_image, read_image_files, write_image
 from migrate.formats.single import read_single
@@ -176,12 +178,13 @@ def test_plan_migration_returns_the_image_plan_and_context(tmp_path: Path) -> No
     source = legacy_b(tmp_path)
     config = tmp_path / "vm.conf"
     config.write_text(USER_CONFIG)
-    image, plan, context = plan_migration(str(source.memory), "bhyve-image-2.0",
-                                          config_file=str(config))
-    assert image.format == "legacy-b"
-    assert plan.destination == "r2"
-    assert context.user_config is not None
-    assert context.user_config.values["pci.0.3.0.path"] == "/vm/disk.img"
+    planned = plan_migration(str(source.memory), "bhyve-image-2.0", config_file=str(config))
+    assert planned.image.format == "legacy-b"
+    assert planned.plan.destination == "r2"
+    assert planned.target is not None
+    assert planned.target.name == "bhyve-image-2.0"
+    assert planned.context.user_config is not None
+    assert planned.context.user_config.values["pci.0.3.0.path"] == "/vm/disk.img"
 
 
 def test_a_bad_config_file_is_a_usage_error(tmp_path: Path) -> None:
@@ -529,8 +532,7 @@ def test_result_json_has_the_cli_document_shape(tmp_path: Path) -> None:
 def test_diff_pages_are_flattened_when_the_destination_lacks_them(
         tmp_path: Path, to: str, steps: list[str]) -> None:
     _, diff = build_diff(tmp_path, {0: b"new page"})
-    _, plan, _ = plan_migration(str(diff), to)
-    assert [step.name for step in plan.steps] == steps
+    assert [step.name for step in plan_migration(str(diff), to).plan.steps] == steps
 
 
 def test_flattened_output_holds_the_merged_memory(tmp_path: Path) -> None:
@@ -562,3 +564,47 @@ def test_diff_pages_written_elsewhere_still_finds_its_base(tmp_path: Path) -> No
     assert memory.attributes["base"].value == "../../base.bhyve"
     assert Flatten().blockers(written, StepContext()) == []
     assert validate(str(out), verify=True).valid
+
+
+def test_a_damaged_source_is_refused_before_its_checksums_are_dropped(tmp_path: Path) -> None:
+    """r2 -> r1 drops the checksums: a flipped memory byte must be caught first, or the r1
+    output would carry the damage and read as sound."""
+    source = build(tmp_path, "r2")
+    memory = read_single(str(source)).section("memory")
+    assert memory is not None
+    with open(source, "r+b") as handle:
+        handle.seek(memory.offset + 5)
+        byte = handle.read(1)[0]
+        handle.seek(memory.offset + 5)
+        handle.write(bytes([byte ^ 0xFF]))
+    out = tmp_path / "out.bhyve"
+    with pytest.raises(migration.MigrationRefused) as caught:
+        run_migration(str(source), "r1", str(out))
+    assert [f.rule for f in caught.value.findings] == ["BHS-S014"]
+    assert not out.exists()
+
+
+def test_the_base_of_a_diff_is_an_input_too(tmp_path: Path) -> None:
+    base, diff = build_diff(tmp_path, {1: b"page"})
+    before = base.read_bytes()
+    with pytest.raises(migration.MigrationRefused) as caught:
+        run_migration(str(diff), "bhyve-image-2.0", str(base), force=True)
+    assert caught.value.findings[0].rule == "BHS-M004"
+    assert base.read_bytes() == before
+
+
+def test_a_target_that_cannot_restore_the_result_refuses_the_migration(tmp_path: Path) -> None:
+    """migrate --to TARGET refuses what check calls incompatible (here: a device emulation
+    the 1.0 target profile lacks), instead of writing an output that target refuses."""
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    document = json.loads(schemas_root().joinpath("targets").joinpath(
+        "bhyve-image-2.0.json").read_text(encoding="utf-8"))
+    document["name"] = "no-virtio-blk"
+    document["devices"] = [d for d in document["devices"] if d != "virtio-blk"]
+    (profiles / "no-virtio-blk.json").write_text(json.dumps(document))
+    source = build(tmp_path, "r1")
+    with pytest.raises(migration.MigrationRefused) as caught:
+        run_migration(str(source), "no-virtio-blk", str(tmp_path / "out.bhyve"),
+                      targets_dir=str(profiles))
+    assert {f.rule for f in caught.value.findings} == {"BHS-T002"}

@@ -36,7 +36,6 @@ from migrate.registry import (
     StepBlocked,
     StepContext,
     build_registry,
-    plan_blockers,
     run_steps,
 )
 from migrate.steps.base import current_generation
@@ -215,14 +214,18 @@ def test_planner_ties_break_by_chain_order_then_name() -> None:
     assert [s.name for s in registry.plan("legacy-a", "r2").steps] == ["a-b", "b-2-alt"]
 
 
-def test_same_format_steps_are_found_by_name_but_never_planned() -> None:
+def test_same_format_steps_are_declared_but_never_planned() -> None:
     registry = _chain(_fake("flatten", "r2", "r2", direction="down"))
     assert _lint_messages(registry) == []
     assert registry.plan("r2", "r2").steps == ()
-    found = registry.find("flatten")
-    assert found is not None
-    assert found.destination == "r2"
-    assert registry.find("nothing") is None
+    assert [s.name for s in registry.steps if s.source == s.destination] == ["flatten"]
+
+
+def test_feature_removal_steps_are_found_by_the_feature() -> None:
+    step = REGISTRY.removal_step("diff-pages")
+    assert step is not None
+    assert (step.name, step.source, step.destination) == ("flatten", "r2", "r2")
+    assert REGISTRY.removal_step("no-such-feature") is None
 
 
 # --------------------------------------------------------------------------- running plans
@@ -265,7 +268,6 @@ def test_run_steps_refuses_a_blocked_step_with_every_reason(tmp_path: Path) -> N
     blocked = {f.message.split("`")[1] for f in caught.value.findings if f.rule == "BHS-M002"}
     assert blocked == {"vhpet", "vm", "vioapic", "vlapic", "vmcx", "vatpit", "vatpic",
                        "vpmtmr", "vrtc", "atkbdc", "virtio-net", "virtio-blk", "lpc"}
-    assert plan_blockers(image, plan, StepContext()) == list(caught.value.findings)
 
 
 def test_registered_transforms_unblock_legacy_a_all_the_way_to_r2(tmp_path: Path) -> None:
@@ -273,7 +275,6 @@ def test_registered_transforms_unblock_legacy_a_all_the_way_to_r2(tmp_path: Path
     context = StepContext(user_config=_user_config(), user_config_file="vm.conf",
                           transforms=_all_transforms(image))
     plan = REGISTRY.plan("legacy-a", "r2")
-    assert plan_blockers(image, plan, context) == []
     result = run_steps(image, plan, context)
     assert result.format == "r2"
     assert result.memory is image.memory

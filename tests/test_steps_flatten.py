@@ -18,7 +18,7 @@ PRESENT = {0: b"\xaa" * 4096, 3: b"\xbb" * 100, 4: b"\xcc" * 4096, 255: b"\xdd" 
 
 
 def test_flatten_is_registered_as_a_same_format_step() -> None:
-    step = REGISTRY.find("flatten")
+    step = REGISTRY.removal_step("diff-pages")
     assert isinstance(step, Flatten)
     assert (step.source, step.destination, step.lossy) == ("r2", "r2", False)
 
@@ -70,3 +70,13 @@ def test_a_different_base_is_not_at_hand(tmp_path: Path) -> None:
 def test_plain_memory_has_nothing_to_flatten(tmp_path: Path) -> None:
     image = read_single(str(build(tmp_path, "r2")))
     assert [f.rule for f in Flatten().blockers(image, StepContext())] == ["BHS-M009"]
+
+
+def test_a_reader_needed_for_more_than_diff_pages_blocks(tmp_path: Path) -> None:
+    """Flattening removes diff-pages only; a min_reader above 2.1 says the image needs a
+    newer reader for something else, which a 2.0 IDENT would hide."""
+    _, diff = build_diff(tmp_path, PRESENT)
+    image = read_single(str(diff))
+    newer = image.evolve(compat=Compat(mainstream_ident("2.2"), ("diff-pages",)))
+    findings = Flatten().blockers(newer, StepContext())
+    assert [(f.rule, f.location) for f in findings] == [("BHS-M009", "/compat/min_reader")]

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 
+from packaging.version import Version
+
 from migrate.config import parse_config
+from migrate.data import load_json
 from migrate.findings import BhyvesnapError, Finding, error
 from migrate.formats.single import read_diff_pages
-from migrate.ident import mainstream_ident
+from migrate.ident import mainstream_ident, parse_ident
 from migrate.image import Compat, FileRange, Image, PageMerge
 from migrate.steps.base import Step, StepContext
 
@@ -42,6 +45,13 @@ class Flatten(Step):
         if image.memory_type != FEATURE:
             return [error("BHS-M009", image.path, "/sections/memory/type",
                           "the memory section is not diff-pages; there is nothing to flatten")]
+        needed = parse_ident(image.compat.min_reader) if image.compat else None
+        introduced = Version(load_json("bhyve/revisions.json")["features"][FEATURE]["introduced"])
+        if needed is not None and needed.version > introduced:
+            return [error("BHS-M009", image.path, "/compat/min_reader",
+                          f"the image needs reader {needed.text}, for more than {FEATURE} "
+                          f"(introduced in {introduced}); flattening cannot lower that",
+                          f"restore it with a reader of version {needed.version} or later")]
         try:
             base_image(image)
         except BhyvesnapError as exc:
