@@ -19,7 +19,9 @@ MAX_SLOT = 31
 MAX_FUNCTION = 7
 """bhyve's PCI limits (MAXBUSES 256, MAXSLOTS 32, MAXFUNCS 8 in pci_emul.c)."""
 
-_NUMBER = r"(0|[1-9][0-9]*)"
+_NUMBER = r"(0|[1-9][0-9]{0,3})"
+"""An unpadded PCI number; four digits at most, far above every limit, so that a hostile
+name never reaches ``int()`` with thousands of digits (it stays an opaque emulation name)."""
 _AT_SPELLING = re.compile(rf"(.+)@pci\.{_NUMBER}\.{_NUMBER}\.{_NUMBER}", re.DOTALL)
 _DASH_SPELLING = re.compile(rf"(.+)-pci-{_NUMBER}-{_NUMBER}-{_NUMBER}", re.DOTALL)
 

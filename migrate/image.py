@@ -10,7 +10,6 @@ from an nvlist are plain ``bytes``.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -64,7 +63,7 @@ class PageMerge:
 
     base: FileRange
     pages: FileRange
-    bitmap: bytes
+    bitmap: FileRange
     page_size: int
     page_count: int
 
@@ -73,12 +72,13 @@ class PageMerge:
         return self.page_count * self.page_size
 
     def pieces(self) -> Iterator[tuple[int, FileRange]]:
-        """``(guest offset, source range)`` for each run of pages from one source, in order."""
-        bits = itertools.islice(
-            (byte >> bit & 1 for byte in self.bitmap for bit in range(8)), self.page_count)
+        """``(guest offset, source range)`` for each run of pages from one source, in order.
+
+        The bitmap is streamed from its file: a guest of terabytes has a bitmap of many MiB,
+        and a hostile one claims whatever the (sparse) file allows."""
         stored = 0
         page = 0
-        for from_diff, run in itertools.groupby(bits):
+        for from_diff, run in itertools.groupby(bitmap_bits(self.bitmap, self.page_count)):
             pages = sum(1 for _ in run)
             length = pages * self.page_size
             if from_diff:
@@ -89,6 +89,29 @@ class PageMerge:
                                    length)
             yield page * self.page_size, source
             page += pages
+
+
+BITMAP_CHUNK = 1 << 20
+
+
+def bitmap_bits(bitmap: FileRange, count: int) -> Iterator[int]:
+    """The first ``count`` bits of ``bitmap``, least significant bit of each byte first,
+    read in bounded chunks."""
+    done = 0
+    with open(bitmap.path, "rb") as handle:
+        handle.seek(bitmap.offset)
+        while done < count:
+            chunk = handle.read(min(BITMAP_CHUNK, bitmap.size - done // 8))
+            if not chunk:
+                raise UsageError(error("BHS-X002", bitmap.path, bitmap.offset + done // 8,
+                                       "the diff-pages bitmap ends early: the file was "
+                                       "truncated"))
+            for byte in chunk:
+                for bit in range(min(8, count - done)):
+                    yield byte >> bit & 1
+                done += 8
+                if done >= count:
+                    return
 
 
 Memory = FileRange | PageMerge
@@ -237,8 +260,3 @@ class Image:
     def evolve(self, **changes: Any) -> Image:
         """A copy with ``changes`` applied (steps build their output this way)."""
         return replace(self, **changes)
-
-
-def file_size(path: str) -> int:
-    """Size of ``path`` in bytes (follows symlinks, as opening would)."""
-    return os.stat(path).st_size

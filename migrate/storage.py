@@ -472,9 +472,17 @@ def hash_range(src: FileRange, algorithm: str = "sha256",
     return hash_memory(src, algorithm, progress)
 
 
-def hash_memory(memory: Memory, algorithm: str = "sha256",
-                progress: Progress | None = None) -> str:
-    """The digest of guest memory, one range or the pieces of a merge, in guest order."""
+class HashCancelled(Exception):
+    """A background hash was told to stop (its writer failed or was interrupted)."""
+
+
+def hash_memory(memory: Memory, algorithm: str = "sha256", progress: Progress | None = None,
+                cancel: threading.Event | None = None) -> str:
+    """The digest of guest memory, one range or the pieces of a merge, in guest order.
+
+    ``cancel`` lets the thread that started a background hash stop it within one chunk
+    (raising :class:`HashCancelled`), so a failed or interrupted write does not wait for GiBs
+    of hashing nobody needs any more."""
     try:
         digest = hashlib.new(algorithm)
     except ValueError as exc:
@@ -484,7 +492,7 @@ def hash_memory(memory: Memory, algorithm: str = "sha256",
     buffer = memoryview(bytearray(BUFFER_CHUNK))
     zeros = _zero_block(BUFFER_CHUNK)
     for _, piece in memory_pieces(memory):
-        _hash_into(digest, piece, buffer, zeros, progress)
+        _hash_into(digest, piece, buffer, zeros, progress=progress, cancel=cancel)
     return digest.hexdigest()
 
 
@@ -496,7 +504,7 @@ def copy_memory(memory: Memory, dst_fd: int, dst_offset: int,
 
 
 def _hash_into(digest: Any, src: FileRange, buffer: memoryview, zeros: memoryview,
-               progress: Progress | None) -> None:
+               *, progress: Progress | None, cancel: threading.Event | None) -> None:
     if min(src.offset, src.size) < 0:
         raise ValueError(f"negative offset or size: {src!r}")
     try:
@@ -513,6 +521,8 @@ def _hash_into(digest: Any, src: FileRange, buffer: memoryview, zeros: memoryvie
         for begin, stop, is_data in _extents(fd, src.offset, end):
             pos = begin
             while pos < stop:
+                if cancel is not None and cancel.is_set():
+                    raise HashCancelled
                 count = min(stop - pos, BUFFER_CHUNK)
                 if is_data:
                     count = os.preadv(fd, [buffer[:count]], pos)
@@ -744,7 +754,10 @@ class AtomicOutputs:
             if len(self.finals) > 1 and self._existed[-1]:
                 os.unlink(marker)
             for index, final in enumerate(self.finals):
-                os.replace(self.temps[index], final)
+                if self.force:
+                    os.replace(self.temps[index], final)
+                else:
+                    _place_new(self.temps[index], final)
                 self._renamed.append(index)
             for directory in sorted({os.path.dirname(final) or "." for final in self.finals}):
                 fsync_dir(directory)
@@ -830,6 +843,30 @@ class AtomicOutputs:
         signal.signal(signo, signal.SIG_DFL)
         os.kill(os.getpid(), signo)
         raise SystemExit(128 + signo)  # reached only if the signal is blocked in this thread
+
+
+def _place_new(temp: str, final: str) -> None:
+    """Move ``temp`` to ``final`` only if ``final`` does not exist, atomically: ``link``
+    fails with EEXIST where a check followed by ``rename`` would overwrite a file another
+    process created in between (two migrations to one output). Filesystems without hard
+    links fall back to the check and ``rename``."""
+    try:
+        os.link(temp, final, follow_symlinks=False)
+    except FileExistsError:
+        raise UsageError(error("BHS-M004", final, None,
+                               "the output appeared while it was being written",
+                               "choose another output path or pass --force")) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                             errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(final):
+            raise UsageError(error("BHS-M004", final, None,
+                                   "the output appeared while it was being written",
+                                   "choose another output path or pass --force")) from None
+        os.replace(temp, final)
+        return
+    os.unlink(temp)
 
 
 def _remove(path: str) -> None:

@@ -152,7 +152,8 @@ def diff_pages_payload(page_count: int, present: dict[int, bytes]) -> bytes:
 
 
 def build_diff(tmp: Path, present: dict[int, bytes], *, base_name: str = "base.bhyve",
-               name: str = "diff.bhyve", memory_size: int = 1 << 20) -> tuple[Path, Path]:
+               name: str = "diff.bhyve", memory_size: int = 1 << 20,
+               compat: Compat | None = None) -> tuple[Path, Path]:
     """A plain r2 base image and an r2 2.1 image whose memory is a diff against it."""
     from migrate.formats.single import read_single
 
@@ -167,7 +168,7 @@ def build_diff(tmp: Path, present: dict[int, bytes], *, base_name: str = "base.b
         ident=ident,
         memory=FileRange(str(payload), 0, payload.stat().st_size),
         memory_type="diff-pages",
-        compat=Compat(ident, ("diff-pages",)),
+        compat=compat or Compat(ident, ("diff-pages",)),
         sections=(Section("memory", 0, 0, "diff-pages", None, attributes),),
     )
     out = tmp / name

@@ -71,3 +71,10 @@ def test_layout_b_order_by_address_then_unaddressed_stably() -> None:
 def test_layout_b_order_keeps_same_address_in_given_order() -> None:
     assert layout_b_order(["b-pci-0-3-0", "a@pci.0.3.0"]) == ["b-pci-0-3-0", "a@pci.0.3.0"]
     assert layout_b_order([]) == []
+
+
+def test_a_huge_number_is_an_opaque_name_not_an_error() -> None:
+    name = "virtio-blk@pci." + "9" * 5000 + ".3.0"
+    device = parse_device_name(name)
+    assert device.address is None
+    assert device.emulation == name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from single_factory import (
@@ -12,6 +13,7 @@ from single_factory import (
     KERNEL,
     allocated_bytes,
     build,
+    build_diff,
     config_text,
     craft,
     craft_r1,
@@ -441,3 +443,59 @@ def test_s019_oversized_small_section_is_refused_unread(
     with open(path, "r+b") as handle:  # a sparse file large enough for the claim
         handle.truncate(offset + limit + 1)
     assert rule_of(path) == ("BHS-S019", offset)
+
+
+@pytest.mark.parametrize(("compat", "location"), [
+    (Compat(mainstream_ident("2.0")), "/compat/features"),
+    (Compat(mainstream_ident("2.0"), ("diff-pages",)), "/compat/min_reader"),
+])
+def test_s016_diff_pages_must_be_declared(tmp_path: Path, compat: Compat, location: str) -> None:
+    """A 2.0 reader would restore diff pages as raw memory: the image must say it needs 2.1."""
+    _, diff = build_diff(tmp_path, {0: b"x"}, compat=compat)
+    assert rule_of(diff) == ("BHS-S016", location)
+
+
+def test_s010_r1_cannot_hold_diff_pages(tmp_path: Path) -> None:
+    path = craft_r1(tmp_path / "r1diff.bhyve",
+                    overrides={"memory": section_entry(16384, 1 << 20, "diff-pages")})
+    assert rule_of(path) == ("BHS-S010", "/memory/type")
+
+
+def test_a_failed_write_does_not_wait_for_the_background_hash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory hash runs beside the copy; when the copy fails, the hash is told to stop
+    instead of reading the rest of the memory."""
+    import threading
+
+    from migrate import storage
+
+    started = threading.Event()
+    chunks: list[int] = []
+
+    class SlowProgress(storage.Progress):
+        """Counts hashed chunks and makes each take 10 ms."""
+
+        def advance(self, n: int) -> None:
+            started.set()
+            chunks.append(n)
+            threading.Event().wait(0.01)
+
+    real = storage._hash_into
+
+    def slow_hash(*args: Any, **kwargs: Any) -> None:
+        kwargs["progress"] = SlowProgress(1 << 40, "test")
+        real(*args, **kwargs)
+
+    def failing_copy(*args: Any, **kwargs: Any) -> None:
+        started.wait(5)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage, "_hash_into", slow_hash)
+    monkeypatch.setattr(storage, "copy_memory", failing_copy)
+    memory = tmp_path / "big.mem"
+    with open(memory, "wb") as handle:  # 512 MiB of data would take 50 s at 10 ms a chunk
+        handle.truncate(512 << 20)
+    image = model(tmp_path, "r2", 512 << 20, memory=memory)
+    with pytest.raises(OSError, match="No space"):
+        write_single(image, str(tmp_path / "out.bhyve"))
+    assert 0 < len(chunks) < 50

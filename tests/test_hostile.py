@@ -27,10 +27,12 @@ from typing import Any
 
 import pytest
 from legacy_factory import build_legacy
-from single_factory import craft, craft_r1, section_entry
+from single_factory import config_text, craft, craft_r1, model, section_entry
 
+from migrate.formats.single import write_single
 from migrate.ident import mainstream_ident
-from migrate.nvlist import NvType
+from migrate.image import Compat, FileRange, Section
+from migrate.nvlist import NvPair, NvType
 
 MAX_RSS_MIB = 100
 MAX_SECONDS = 2.0
@@ -153,6 +155,33 @@ def r1_sections(**entries: tuple[int, int, str]) -> Callable[[Path], Path]:
     return build
 
 
+def diff_pages_bitmap(memory: int) -> Callable[[Path], Path]:
+    """An r2 2.1 image whose diff-pages section claims ``memory`` bytes of guest RAM: its
+    bitmap (memory / 32 KiB) is all zeros in a sparse file, yet one page is stored."""
+    def build(tmp: Path) -> Path:
+        pages = memory // 4096
+        bitmap = (pages + 63) // 64 * 8
+        payload = tmp / "diff.payload"
+        with open(payload, "wb") as handle:
+            handle.write(struct.pack("<QQ", 4096, pages))
+            handle.seek(16 + bitmap)
+            handle.write(b"\x55" * 4096)
+        ident = mainstream_ident("2.1")
+        attributes = {"base": NvPair("base", NvType.STRING, "base.bhyve"),
+                      "base_checksum": NvPair("base_checksum", NvType.STRING,
+                                              "sha256:" + "0" * 64)}
+        image = model(tmp, "r2").evolve(
+            ident=ident, compat=Compat(ident, ("diff-pages",)),
+            config_text=config_text(memory),
+            memory=FileRange(str(payload), 0, payload.stat().st_size),
+            memory_type="diff-pages", checksums={"memory": "sha256:" + "0" * 64},
+            sections=(Section("memory", 0, 0, "diff-pages", None, attributes),))
+        out = tmp / "hostile.bhyve"
+        write_single(image, str(out))
+        return out
+    return build
+
+
 def meta_document(edit: Callable[[dict[str, Any]], Any]) -> Callable[[Path], Path]:
     """A legacy-b image whose ``F.meta`` document is changed by ``edit`` (which may return a
     replacement document, or the bytes to write instead)."""
@@ -245,6 +274,8 @@ CASES = [
          r1_sections(devices=(4 * MIB, 100 * MIB, "nvlist")), "BHS-S019"),
     Case("single-config-section-512MiB-sparse", "single",
          r1_sections(config=(4 * MIB, 512 * MIB, "text")), "BHS-S019"),
+    Case("single-diff-pages-bitmap-256MiB-sparse", "single", diff_pages_bitmap(8 << 40),
+         "BHS-S017"),
     Case("single-sections-at-2^63-overlapping", "single",
          r1_sections(kernel=(2**63, 2**63 - 1, "nvlist"), devices=(2**63, 2**63 - 1, "nvlist")),
          "BHS-S007"),

@@ -32,9 +32,10 @@ def test_missing_file_range_is_unreadable(tmp_path: Path) -> None:
 
 def test_page_merge_pieces_cover_memory_in_order(tmp_path: Path) -> None:
     # pages 1, 2, 7 and 9 come from the diff; the others from the base
-    bitmap = bytes([0b10000110, 0b10])
+    bitmap = tmp_path / "bitmap"
+    bitmap.write_bytes(b"junk" + bytes([0b10000110, 0b10]))
     merge = PageMerge(FileRange("base", 100, 10 * 4096), FileRange("diff", 50, 4 * 4096),
-                      bitmap, 4096, 10)
+                      FileRange(str(bitmap), 4, 2), 4096, 10)
     pieces = list(merge.pieces())
     assert [(offset, r.path, r.offset, r.size) for offset, r in pieces] == [
         (0, "base", 100, 4096),
@@ -47,9 +48,11 @@ def test_page_merge_pieces_cover_memory_in_order(tmp_path: Path) -> None:
     assert sum(r.size for _, r in pieces) == merge.size == 40960
 
 
-def test_page_merge_ignores_bitmap_padding_bits() -> None:
-    merge = PageMerge(FileRange("b", 0, 3 * 4096), FileRange("d", 0, 0), bytes([0b11111000]),
-                      4096, 3)
+def test_page_merge_ignores_bitmap_padding_bits(tmp_path: Path) -> None:
+    bitmap = tmp_path / "bitmap"
+    bitmap.write_bytes(bytes([0b11111000]))
+    merge = PageMerge(FileRange("b", 0, 3 * 4096), FileRange("d", 0, 0),
+                      FileRange(str(bitmap), 0, 1), 4096, 3)
     assert [r.path for _, r in merge.pieces()] == ["b"]
 
 

@@ -17,6 +17,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -375,13 +376,13 @@ def test_commit_renames_in_order_and_leaves_no_temps(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     finals = [str(tmp_path / name) for name in ("vm.ckp", "vm.ckp.kern", "vm.ckp.meta")]
     renames: list[str] = []
-    real_replace = os.replace
+    real_link = os.link
 
-    def record(src: str, dst: str) -> None:
+    def record(src: str, dst: str, **kwargs: Any) -> None:
         renames.append(dst)
-        real_replace(src, dst)
+        real_link(src, dst, **kwargs)
 
-    monkeypatch.setattr(os, "replace", record)
+    monkeypatch.setattr(os, "link", record)  # without --force: link, never overwrite
     old_umask = os.umask(0o022)
     try:
         with AtomicOutputs(finals) as out:
@@ -537,14 +538,14 @@ def test_raw_enospc_escaping_the_block_becomes_m006(tmp_path: Path,
 def test_failed_rename_removes_partial_triple(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     finals = [str(tmp_path / name) for name in ("vm", "vm.kern", "vm.meta")]
-    real_replace = os.replace
+    real_link = os.link
 
-    def fail_second(src: str, dst: str) -> None:
+    def fail_second(src: str, dst: str, **kwargs: Any) -> None:
         if dst == finals[1]:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
-        real_replace(src, dst)
+        real_link(src, dst, **kwargs)
 
-    monkeypatch.setattr(os, "replace", fail_second)
+    monkeypatch.setattr(os, "link", fail_second)
     with pytest.raises(ImageError) as caught, AtomicOutputs(finals) as out:
         out.commit()
     assert (caught.value.finding.rule, caught.value.finding.file) == ("BHS-M006", finals[1])
@@ -707,3 +708,38 @@ def test_read_user_file_is_bounded_and_located(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as missing:
         storage.read_user_file(str(tmp_path / "absent"), 10, "thing")
     assert missing.value.finding.rule == "BHS-X002"
+
+
+def test_an_output_created_during_commit_is_never_overwritten(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --force the final is placed with link(), which fails if another process
+    created the file after the last check: its file survives, and this one is refused."""
+    final = tmp_path / "vm.bhyve"
+    real_link = os.link
+
+    def racing(src: str, dst: str, **kwargs: Any) -> None:
+        final.write_bytes(b"theirs")  # another migration won the race
+        real_link(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "link", racing)
+    with AtomicOutputs([str(final)]) as out:
+        write_bytes_at(out.fd(0), 0, b"ours")
+        with pytest.raises(UsageError) as caught:
+            out.commit()
+    assert caught.value.finding.rule == "BHS-M004"
+    assert final.read_bytes() == b"theirs"
+    assert listing(tmp_path) == ["vm.bhyve"]
+
+
+def test_filesystems_without_hard_links_fall_back_to_rename(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(src: str, dst: str, **kwargs: Any) -> None:
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", no_links)
+    final = tmp_path / "vm.bhyve"
+    with AtomicOutputs([str(final)]) as out:
+        write_bytes_at(out.fd(0), 0, b"ours")
+        out.commit()
+    assert final.read_bytes() == b"ours"
+    assert listing(tmp_path) == ["vm.bhyve"]

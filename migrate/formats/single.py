@@ -13,18 +13,22 @@ import hashlib
 import itertools
 import os
 import struct
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.version import Version
+
 from migrate import storage
 from migrate.config import parse_config, validate_config
-from migrate.data import load_json, schema_errors
+from migrate.data import json_pointer, load_json, schema_errors
 from migrate.devices import layout_b_order
 from migrate.findings import Finding, ImageError, NotInterpretedError, error, info, warning
 from migrate.ident import IDENT_SIZE, Ident, format_of, parse_ident
 from migrate.image import (
+    BITMAP_CHUNK,
     Compat,
     ExtraSection,
     FileRange,
@@ -220,7 +224,7 @@ class _Reader:
                 str(fields.pop("type").value),
                 None if checksum is None else str(checksum.value), fields))
         for section in sections:
-            pointer = f"{pointer_base}/{section.name}"
+            pointer = pointer_base + json_pointer([section.name])
             if section.offset + section.size > self.size:
                 raise self.fail("BHS-S007", f"{pointer}/size",
                                 f"section {section.name!r} ({section.offset}+{section.size}) "
@@ -233,7 +237,7 @@ class _Reader:
         ordered = sorted((s for s in sections if s.size), key=lambda s: s.offset)
         for before, after in itertools.pairwise(ordered):
             if after.offset < before.offset + before.size:
-                raise self.fail("BHS-S008", f"{pointer_base}/{after.name}/offset",
+                raise self.fail("BHS-S008", pointer_base + json_pointer([after.name, "offset"]),
                                 f"section {after.name!r} at {after.offset} overlaps section "
                                 f"{before.name!r} ({before.offset}+{before.size})")
         return sections
@@ -242,9 +246,9 @@ class _Reader:
         area = _r1_header_area() if image_format == "r1" else min(s.offset for s in sections)
         for section in sections:
             if section.offset < max(area, header_end):
-                where = "/" + section.name if image_format == "r1" else \
-                    f"/sections/{section.name}"
-                raise self.fail("BHS-S006", f"{where}/offset",
+                where = json_pointer(([] if image_format == "r1" else ["sections"])
+                                     + [section.name, "offset"])
+                raise self.fail("BHS-S006", where,
                                 f"section {section.name!r} starts at {section.offset}, inside "
                                 f"the header ({max(area, header_end)} bytes)")
         return area
@@ -282,16 +286,17 @@ class _Reader:
                             f"memory section holds {memory_section.size} bytes but config "
                             f"memory.size is {memory_size}")
         if memory_section.type == "diff-pages":
+            self.check_feature_declared("diff-pages", compat, pointer_base)
             self.check_diff_pages(memory_section, memory_size)
         extras = []
         for section in sections:
-            if section.name in by_name and section.name in _facts()["mainstream_sections"]:
+            if section.name in _facts()["mainstream_sections"]:
                 continue
             extras.append(ExtraSection(section.name, section.type,
                                        FileRange(self.path, section.offset, section.size),
                                        section.checksum, dict(section.attributes)))
             self.findings.append(info(
-                "BHS-S018", self.path, f"{pointer_base}/{section.name}",
+                "BHS-S018", self.path, pointer_base + json_pointer([section.name]),
                 f"section {section.name!r} (type {section.type!r}) is not interpreted; "
                 "migrations between single-file formats carry it over"))
         return Image(
@@ -335,14 +340,10 @@ class _Reader:
             decoded = unpack(self.read_small(section))
         except NvlistError as exc:
             raise exc.at(self.path, section.offset) from exc
-        pointer = f"/{section.name}"
-        seen: set[str] = set()
+        pointer = json_pointer([section.name])
         entries = []
         for pair in decoded.pairs:
-            where = f"{pointer}/{pair.name}"
-            if pair.name in seen:
-                raise self.fail("BHS-S012", where, f"{section.name} entry {pair.name!r} repeats")
-            seen.add(pair.name)
+            where = pointer + json_pointer([pair.name])
             if image_format == "r1":
                 if pair.type is not NvType.BINARY:
                     raise self.fail("BHS-S012", where,
@@ -371,6 +372,27 @@ class _Reader:
                             f"{section_name} entry {pair.name!r} lacks BINARY data")
         return StateEntry(pair.name, str(layout.value), _binary(data))
 
+    def check_feature_declared(self, feature: str, compat: Compat | None,
+                               pointer_base: str) -> None:
+        """A section that needs a feature is only valid in an image that says so: listed in
+        ``compat.features`` with a ``min_reader`` at least the version that introduced it
+        (FORMAT.md 3.5). Otherwise an older reader would take it for what it is not (a 2.0
+        reader would restore diff pages as raw guest memory)."""
+        if compat is None:
+            raise self.fail("BHS-S010", f"{pointer_base}/memory/type",
+                            f"a {feature} memory section needs an r2 compat record; this "
+                            "revision has none, so its memory must be binary")
+        introduced = Version(_facts()["features"][feature]["introduced"])
+        reader = parse_ident(compat.min_reader)
+        if feature not in compat.features:
+            raise self.fail("BHS-S016", "/compat/features",
+                            f"the image uses {feature} but does not list it in "
+                            "compat.features")
+        if reader is None or reader.version < introduced:
+            raise self.fail("BHS-S016", "/compat/min_reader",
+                            f"the image uses {feature}, introduced in {introduced}, but its "
+                            f"min_reader is {compat.min_reader}")
+
     def check_diff_pages(self, section: Section, memory_size: int) -> None:
         pointer = "/sections/memory"
         read_diff_pages(FileRange(self.path, section.offset, section.size), memory_size,
@@ -388,7 +410,7 @@ class DiffPages:
 
     page_size: int
     page_count: int
-    bitmap: bytes
+    bitmap: FileRange
     pages: FileRange
 
 
@@ -418,14 +440,29 @@ def read_diff_pages(source: FileRange, memory_size: int, handle: Any = None) -> 
     bitmap_size = (pages + 63) // 64 * 8
     if DIFF_PAGES_HEADER + bitmap_size > source.size:
         raise fail(source.offset + DIFF_PAGES_HEADER, "diff-pages bitmap runs past the section")
-    bitmap = pread(source.offset + DIFF_PAGES_HEADER, bitmap_size)
-    present = (int.from_bytes(bitmap, "little") & ((1 << pages) - 1)).bit_count()
+    bitmap = FileRange(source.path, source.offset + DIFF_PAGES_HEADER, bitmap_size)
+    present = _count_bits(bitmap, pages, pread)
     header = DIFF_PAGES_HEADER + bitmap_size
     if header + present * page_size != source.size:
         raise fail(f"{pointer}/size", f"diff-pages section is {source.size} bytes but its "
                    f"bitmap announces {present} pages ({header + present * page_size} bytes)")
     return DiffPages(page_size, pages, bitmap,
                      FileRange(source.path, source.offset + header, present * page_size))
+
+
+def _count_bits(bitmap: FileRange, count: int, pread: Callable[[int, int], bytes]) -> int:
+    """How many of the first ``count`` bits of ``bitmap`` are set, read 1 MiB at a time so
+    that a huge claimed bitmap costs time, never memory; bits past ``count`` (padding) are
+    not counted."""
+    total = 0
+    for start in range(0, bitmap.size, BITMAP_CHUNK):
+        chunk = pread(bitmap.offset + start, min(BITMAP_CHUNK, bitmap.size - start))
+        bits = int.from_bytes(chunk, "little")
+        wanted = count - start * 8
+        if wanted < len(chunk) * 8:
+            bits &= (1 << max(wanted, 0)) - 1
+        total += bits.bit_count()
+    return total
 
 
 def _number(pair: NvPair) -> int:
@@ -444,7 +481,7 @@ def _check_unique(nvl: NvList, file: str, pointer: str) -> dict[str, Any]:
     """The header nvlist as JSON for schema validation; repeated names are an error."""
     document: dict[str, Any] = {}
     for pair in nvl.pairs:
-        where = f"{pointer}/{pair.name}"
+        where = pointer + json_pointer([pair.name])
         if pair.name in document:
             raise ImageError(error("BHS-S004", file, where, f"header name {pair.name!r} repeats"))
         document[pair.name] = _json_value(pair, file, where)
@@ -457,7 +494,8 @@ def _json_value(pair: NvPair, file: str, pointer: str) -> Any:
         return _check_unique(value, file, pointer)
     if pair.type is NvType.NVLIST_ARRAY:
         assert isinstance(value, tuple)
-        return [_check_unique(item, file, f"{pointer}/{i}") for i, item in enumerate(value)
+        return [_check_unique(item, file, pointer + json_pointer([i]))
+                for i, item in enumerate(value)
                 if isinstance(item, NvList)]
     if isinstance(value, bytes):
         return {"binary": value.hex()}
@@ -511,15 +549,18 @@ def write_single(image: Image, out: str, *, header_room: int = 0,
     end = offsets[planned[-1].name] + planned[-1].size
     fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o644)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bhyvesnap-hash")
+    cancel = threading.Event()
     try:
-        hashes = {p.name: pool.submit(storage.hash_memory, p.content)
+        hashes = {p.name: pool.submit(storage.hash_memory, p.content, cancel=cancel)
                   for p in planned if p.needs_hash and not isinstance(p.content, bytes)}
-        os.ftruncate(fd, end)
         for section in planned:
             if isinstance(section.content, bytes):
                 storage.write_bytes_at(fd, offsets[section.name], section.content)
             else:
                 storage.copy_memory(section.content, fd, offsets[section.name], progress)
+        # Sized only now: a copy into bytes the file does not have yet may leave all-zero
+        # pages as holes, and the last section may end in one.
+        os.ftruncate(fd, end)
         if hashes:
             # Flush the copied GiBs while the hash thread finishes, rather than after it: the
             # caller's fsync then only has the header left to write.
@@ -529,6 +570,9 @@ def write_single(image: Image, out: str, *, header_room: int = 0,
         header = _header(image, planned, offsets, checksums)
         ident = (image.ident or "").encode("ascii").ljust(IDENT_SIZE, b"\0")
         storage.write_bytes_at(fd, 0, ident + _U32.pack(len(header)) + header)
+    except BaseException:
+        cancel.set()  # a failed or interrupted write must not wait for the hash to finish
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         os.close(fd)
