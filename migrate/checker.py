@@ -339,19 +339,15 @@ class _Judge:
             except BhyvesnapError as exc:
                 self.findings.append(exc.finding)
         compat = self.image.compat
-        removal: list[Step] = []
-        for feature in () if compat is None else compat.features:
-            if self.target.feature(feature) is not None:
-                continue
-            step = self.registry.removal_step(feature)
-            if step is None:
-                self.fail("BHS-T006", (self.path, "/compat/features"),
-                          f"the image uses the feature {feature}, which {self.target.name} "
-                          "does not know and no registered migration step removes",
-                          "restore with a bhyve build whose profile lists the feature")
-            elif step not in removal:
-                removal.append(step)
-        return removal
+        unknown = [f for f in (() if compat is None else compat.features)
+                   if self.target.feature(f) is None]
+        removal, unremovable = self.registry.removals(unknown)
+        for feature in unremovable:
+            self.fail("BHS-T006", (self.path, "/compat/features"),
+                      f"the image uses the feature {feature}, which {self.target.name} "
+                      "does not know and no registered migration step removes",
+                      "restore with a bhyve build whose profile lists the feature")
+        return list(removal)
 
     def container(self, removal: list[Step]) -> Plan | None:
         """The plan to the target's format (removal steps first); T007 for a same-format r2

@@ -141,8 +141,7 @@ def removal_steps(image: Image, destination: str, target: Target | None) -> tupl
         features = tuple(f for f in features if target.feature(f) is None)
     elif destination == image.format:
         features = ()
-    steps = (REGISTRY.removal_step(feature) for feature in features)
-    return tuple(dict.fromkeys(step for step in steps if step is not None))
+    return REGISTRY.removals(features)[0]
 
 
 def _context(config_file: str | None) -> StepContext:

@@ -104,6 +104,19 @@ class Registry:
         feature. Nothing assumes one exists."""
         return next((step for step in self._steps if step.removes_feature == feature), None)
 
+    def removals(self, features: Iterable[str]) -> tuple[tuple[Step, ...], tuple[str, ...]]:
+        """The steps that remove ``features`` (each step once, in feature order), and the
+        features no declared step removes."""
+        steps: dict[Step, None] = {}
+        unremovable: list[str] = []
+        for feature in features:
+            step = self.removal_step(feature)
+            if step is None:
+                unremovable.append(feature)
+            else:
+                steps[step] = None
+        return tuple(steps), tuple(unremovable)
+
     def plan(self, source: str, destination: str, file: str = "") -> Plan:
         """Like :meth:`path`, but asking for an impossible migration is a :class:`UsageError`.
 
