@@ -31,11 +31,15 @@ Refused (exit 1, nothing written): a plan that drops data (the r1 -> legacy-b co
 example) without --allow-lossy [BHS-M001]; a step that cannot run on this image, with every
 reason [BHS-M002, BHS-M003, BHS-M009, BHS-C004]; no chain of steps [BHS-M007]; an existing
 output [BHS-M004]; an input that is not a valid image (the reader's finding, as 'bhyvesnap
-validate' reports it; exit 1, not 30: the migration is what was refused). A write or
-verification failure [BHS-M006, BHS-M005] also exits 1 and leaves nothing at OUT.
+validate' reports it; exit 1, not 30: the migration is what was refused); with --to TARGET,
+an image that target could not restore even after the migration (the reasons 'bhyvesnap
+check' gives, BHS-T...); a plan that drops or recomputes the source's checksums (r2 -> r1,
+flatten) when the source fails them [BHS-S014]. A write or verification failure
+[BHS-M006, BHS-M005] also exits 1 and leaves nothing at OUT.
 
 --dry-run prints the plan (steps, what each rewrites, what it loses) and writes nothing; it
-exits as the real run would. --config FILE (a bhyve -k file, or the output of bhyve -o
+exits as the real run would, except that it reads no guest memory, so a checksum mismatch is
+found only by the real run (or by 'bhyvesnap validate --verify'). --config FILE (a bhyve -k file, or the output of bhyve -o
 config.dump=1) supplies what legacy images do not record: the PCI slots of legacy-a devices
 and the disk and network settings of the config section r1/r2 carry.
 
