@@ -11,6 +11,7 @@ import pytest
 from migrate.data import corpus_root
 from migrate.findings import ImageError
 from migrate.formats import output_paths, read_image, read_image_files, write_image
+from migrate.image import FileRange
 
 MANIFEST = json.loads((corpus_root() / "manifest.json").read_text(encoding="utf-8"))
 READABLE = [image for image in MANIFEST["images"]
@@ -54,3 +55,22 @@ def test_output_paths_put_the_meta_last() -> None:
     with pytest.raises(ValueError, match="no writer"):
         output_paths("r9", "x")
     assert os.sep not in output_paths("r1", "x")[0]
+
+
+def test_a_temporary_is_read_under_the_name_it_will_have(tmp_path: Path) -> None:
+    """Findings about a written temporary name the output the user asked for, while the
+    memory still points at the file really read."""
+    entry = next(e for e in READABLE if e["format"] == "r2")
+    image = read_image(str(corpus_root() / entry["path"]))
+    temp = str(tmp_path / ".out.bhyve.bhyvesnap-0000.tmp")
+    write_image(image, [temp])
+    again = read_image_files("r2", [temp], "out.bhyve")
+    assert again.path == "out.bhyve"
+    assert again.files == (temp,)
+    assert isinstance(again.memory, FileRange)
+    assert again.memory.path == temp
+    with open(temp, "r+b") as handle:
+        handle.truncate(8192)
+    with pytest.raises(ImageError) as caught:
+        read_image_files("r2", [temp], "out.bhyve")
+    assert caught.value.finding.file == "out.bhyve"

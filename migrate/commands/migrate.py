@@ -39,8 +39,9 @@ flatten) when the source fails them [BHS-S014]. A write or verification failure
 
 --dry-run prints the plan (steps, what each rewrites, what it loses) and writes nothing; it
 exits as the real run would, except that it reads no guest memory, so a checksum mismatch is
-found only by the real run (or by 'bhyvesnap validate --verify'). --config FILE (a bhyve -k file, or the output of bhyve -o
-config.dump=1) supplies what legacy images do not record: the PCI slots of legacy-a devices
+found only by the real run (or by 'bhyvesnap validate --verify').
+
+--config FILE (a bhyve -k file, or the output of bhyve -o config.dump=1) supplies what legacy images do not record: the PCI slots of legacy-a devices
 and the disk and network settings of the config section r1/r2 carry.
 
 examples:

@@ -51,7 +51,7 @@ def read_image_files(image_format: str, paths: Sequence[str], display: str) -> I
     from migrate.formats.single import read_single
 
     (single,) = paths
-    return read_single(single)
+    return read_single(single, display=display)
 
 
 def output_paths(image_format: str, out: str) -> list[str]:

@@ -70,25 +70,31 @@ def _r1_header_area() -> int:
 # --------------------------------------------------------------------------- reading
 
 
-def read_single(path: str) -> Image:
+def read_single(path: str, *, display: str | None = None) -> Image:
     """Read an ``r1`` or ``r2`` image; raise :class:`ImageError` on the first structural error.
 
     A well-formed prefix of another producer or an unknown version raises
-    :class:`NotInterpretedError` after checking only that prefix (FORMAT.md 3.1).
+    :class:`NotInterpretedError` after checking only that prefix (FORMAT.md 3.1). Findings and
+    ``Image.path`` name ``display`` when given (the output a temporary file will become), the
+    file ranges the file actually read.
     """
+    shown = display or path
     try:
         with open(path, "rb") as handle:
-            return _Reader(path, handle).read()
+            return _Reader(path, handle, shown).read()
     except OSError as exc:
-        raise ImageError(error("BHS-X002", path, None, f"cannot read: {exc.strerror or exc}")) \
-            from exc
+        raise ImageError(error("BHS-X002", shown, None,
+                               f"cannot read: {exc.strerror or exc}")) from exc
 
 
 class _Reader:
     """One pass over one file; keeps the findings it makes along the way."""
 
-    def __init__(self, path: str, handle: Any) -> None:
-        self.path = path
+    def __init__(self, path: str, handle: Any, display: str) -> None:
+        self.path = display
+        """The image as the user knows it: named in findings and in ``Image.path``."""
+        self.source = path
+        """The file read: where the image's file ranges point."""
         self.handle = handle
         self.size = os.fstat(handle.fileno()).st_size
         self.findings: list[Finding] = []
@@ -293,7 +299,7 @@ class _Reader:
             if section.name in _facts()["mainstream_sections"]:
                 continue
             extras.append(ExtraSection(section.name, section.type,
-                                       FileRange(self.path, section.offset, section.size),
+                                       FileRange(self.source, section.offset, section.size),
                                        section.checksum, dict(section.attributes)))
             self.findings.append(info(
                 "BHS-S018", self.path, pointer_base + json_pointer([section.name]),
@@ -302,10 +308,10 @@ class _Reader:
         return Image(
             format=image_format,
             path=self.path,
-            files=(self.path,),
+            files=(self.source,),
             kernel=kernel,
             devices=devices,
-            memory=FileRange(self.path, memory_section.offset, memory_section.size),
+            memory=FileRange(self.source, memory_section.offset, memory_section.size),
             ident=ident.text,
             memory_type=memory_section.type,
             config_text=config_text,
@@ -395,8 +401,8 @@ class _Reader:
 
     def check_diff_pages(self, section: Section, memory_size: int) -> None:
         pointer = "/sections/memory"
-        read_diff_pages(FileRange(self.path, section.offset, section.size), memory_size,
-                        self.handle)
+        read_diff_pages(FileRange(self.source, section.offset, section.size), memory_size,
+                        self.handle, file=self.path)
         for attribute in ("base", "base_checksum"):
             pair = section.attributes.get(attribute)
             if pair is None or pair.type is not NvType.STRING:
@@ -414,14 +420,15 @@ class DiffPages:
     pages: FileRange
 
 
-def read_diff_pages(source: FileRange, memory_size: int, handle: Any = None) -> DiffPages:
+def read_diff_pages(source: FileRange, memory_size: int, handle: Any = None, *,
+                    file: str | None = None) -> DiffPages:
     """Parse and check the header and bitmap of the diff-pages payload at ``source``.
 
     Reads 16 bytes plus the bitmap (memory size / 32 KiB), never the pages; every size is
     checked against the section before anything is allocated.
     """
     def fail(location: int | str, message: str) -> ImageError:
-        return ImageError(error("BHS-S017", source.path, location, message))
+        return ImageError(error("BHS-S017", file or source.path, location, message))
 
     def pread(offset: int, size: int) -> bytes:
         if handle is None:
