@@ -41,8 +41,9 @@ flatten) when the source fails them [BHS-S014]. A write or verification failure
 exits as the real run would, except that it reads no guest memory, so a checksum mismatch is
 found only by the real run (or by 'bhyvesnap validate --verify').
 
---config FILE (a bhyve -k file, or the output of bhyve -o config.dump=1) supplies what legacy images do not record: the PCI slots of legacy-a devices
-and the disk and network settings of the config section r1/r2 carry.
+--config FILE (a bhyve -k file, or the output of bhyve -o config.dump=1) supplies what
+legacy images do not record: the PCI slots of legacy-a devices and the disk and network
+settings of the config section r1/r2 carry.
 
 examples:
   bhyvesnap migrate vm.ckp --to r2 -o vm.bhyve --config vm.conf
