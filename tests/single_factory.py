@@ -174,3 +174,12 @@ def build_diff(tmp: Path, present: dict[int, bytes], *, base_name: str = "base.b
     out = tmp / name
     write_single(image, str(out))
     return base, out
+
+
+def flip_byte(path: Path | str, offset: int, mask: int = 0xFF) -> None:
+    """XOR the byte at ``offset`` of ``path`` with ``mask``: one bit of damage, in place."""
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)[0]
+        handle.seek(offset)
+        handle.write(bytes([byte ^ mask]))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from legacy_factory import blob, build_legacy, layout_a_kernel
-from single_factory import build, build_diff, craft_r1, model
+from single_factory import build, build_diff, craft_r1, flip_byte, model
 
 from migrate import storage
 from migrate.checker import CheckResult, check, check_path, migrate_command
@@ -237,11 +237,7 @@ def test_verify_catches_a_checksum_mismatch(tmp_path: Path) -> None:
     assert memory is not None
     section = memory.section("memory")
     assert section is not None
-    with open(path, "r+b") as handle:
-        handle.seek(section.offset + 10)
-        byte = handle.read(1)
-        handle.seek(section.offset + 10)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    flip_byte(path, section.offset + 10)
     assert run(path, "bhyve-image-2.0").verdict is Verdict.NATIVE
     result = run(path, "bhyve-image-2.0", verify=True)
     assert result.verdict is Verdict.INVALID

@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 from conftest import CliResult
 from legacy_factory import LegacyFiles, build_legacy
+from sparse_files import data_runs
 
 from migrate.formats import read_image
 from migrate.storage import stale_temps
@@ -73,24 +74,13 @@ def fingerprint(path: Path) -> tuple[int, int, str]:
     (holes read as zeros) without reading hundreds of MiB of holes."""
     digest = hashlib.sha256()
     info = os.stat(path)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        pos = 0
-        while pos < info.st_size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:
-                    raise
-                break
-            stop = os.lseek(fd, start, os.SEEK_HOLE)
+    with open(path, "rb") as handle:
+        for start, stop in data_runs(path):
             digest.update(start.to_bytes(8, "little"))
             for offset in range(start, stop, MIB):
-                chunk = os.pread(fd, min(MIB, stop - offset), offset)
+                handle.seek(offset)
+                chunk = handle.read(min(MIB, stop - offset))
                 digest.update(chunk.rstrip(b"\0"))  # zeros in a data run equal a hole's
-            pos = stop
-    finally:
-        os.close(fd)
     return info.st_size, info.st_mtime_ns, digest.hexdigest()
 
 

@@ -18,6 +18,7 @@ from single_factory import (
     craft,
     craft_r1,
     file_bytes,
+    flip_byte,
     memory_file,
     model,
     r1_header,
@@ -297,11 +298,7 @@ def test_s014_checksum_mismatch_with_verify(tmp_path: Path) -> None:
     image = read_single(str(path))
     memory = image.section("memory")
     assert memory is not None
-    with open(path, "r+b") as handle:
-        handle.seek(memory.offset + 100)
-        byte = handle.read(1)
-        handle.seek(memory.offset + 100)
-        handle.write(bytes([byte[0] ^ 0x01]))
+    flip_byte(path, memory.offset + 100, 0x01)
     assert validate(str(path)).valid  # not verified without --verify
     report = validate(str(path), verify=True)
     assert not report.valid

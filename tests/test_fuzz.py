@@ -27,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from legacy_factory import LegacyFiles, build_legacy
+from nvlist_models import unique_list
 from single_factory import build
 
 from migrate.findings import BhyvesnapError, Finding
@@ -118,23 +119,9 @@ SCALARS: st.SearchStrategy[tuple[NvType, Any]] = st.one_of(
 )
 
 
-def unique(flags: int, pairs: list[tuple[str, tuple[NvType, Any]]]) -> NvList:
-    """The list of those pairs, dropping names that repeat (unless NO_UNIQUE is set)."""
-    seen: set[bytes] = set()
-    kept = []
-    for name, (kind, value) in pairs:
-        key = name.encode("utf-8", "surrogateescape")
-        key = key.lower() if flags & 1 else key
-        if not flags & 2 and key in seen:
-            continue
-        seen.add(key)
-        kept.append(NvPair(name, kind, value))
-    return NvList(flags, tuple(kept))
-
-
 MODELS = st.recursive(
-    st.builds(unique, st.integers(0, 3), st.lists(st.tuples(NAMES, SCALARS), max_size=4)),
-    lambda children: st.builds(unique, st.integers(0, 3), st.lists(st.tuples(NAMES, st.one_of(
+    st.builds(unique_list, st.integers(0, 3), st.lists(st.tuples(NAMES, SCALARS), max_size=4)),
+    lambda children: st.builds(unique_list, st.integers(0, 3), st.lists(st.tuples(NAMES, st.one_of(
         SCALARS, st.tuples(st.just(NvType.NVLIST), children),
         st.tuples(st.just(NvType.NVLIST_ARRAY),
                   st.lists(children, min_size=1, max_size=3).map(tuple)))), max_size=4)),

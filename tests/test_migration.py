@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from legacy_factory import LegacyFiles, blob, build_legacy
-from single_factory import allocated_bytes, build, build_diff
+from single_factory import allocated_bytes, build, build_diff, flip_byte
 
 from migrate import migration, storage
 from migrate.data import schemas_root
@@ -417,11 +417,7 @@ def corrupt_memory_after_writing(monkeypatch: pytest.MonkeyPatch) -> None:
         write_image(image, paths)
         memory = read_image(paths[0]).section("memory") if image.format in ("r1", "r2") else None
         offset = 0 if memory is None else memory.offset
-        with open(paths[0], "r+b") as handle:
-            handle.seek(offset)
-            first = handle.read(1)
-            handle.seek(offset)
-            handle.write(bytes([first[0] ^ 0xFF]))
+        flip_byte(paths[0], offset)
 
     monkeypatch.setattr(migration, "write_image", corrupting)
 
@@ -572,11 +568,7 @@ def test_a_damaged_source_is_refused_before_its_checksums_are_dropped(tmp_path: 
     source = build(tmp_path, "r2")
     memory = read_single(str(source)).section("memory")
     assert memory is not None
-    with open(source, "r+b") as handle:
-        handle.seek(memory.offset + 5)
-        byte = handle.read(1)[0]
-        handle.seek(memory.offset + 5)
-        handle.write(bytes([byte ^ 0xFF]))
+    flip_byte(source, memory.offset + 5)
     out = tmp_path / "out.bhyve"
     with pytest.raises(migration.MigrationRefused) as caught:
         run_migration(str(source), "r1", str(out))

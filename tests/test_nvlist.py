@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nvlist_models import unique_list
 
 from migrate.findings import ImageError, UsageError
 from migrate.nvlist import (
@@ -508,21 +509,6 @@ def _scalar_pairs() -> st.SearchStrategy[tuple[NvType, Any]]:
     )
 
 
-def _build(flags: int, items: list[tuple[str, tuple[NvType, Any]]]) -> NvList:
-    """A list of those pairs, dropping names that would collide under ``flags``."""
-    seen: set[bytes] = set()
-    pairs = []
-    for name, (kind, value) in items:
-        key = name.encode("utf-8", "surrogateescape")
-        key = key.lower() if flags & 1 else key
-        if not flags & 2:
-            if key in seen:
-                continue
-            seen.add(key)
-        pairs.append(NvPair(name, kind, value))
-    return NvList(flags, tuple(pairs))
-
-
 def _lists(children: st.SearchStrategy[NvList]) -> st.SearchStrategy[NvList]:
     value = st.one_of(
         _scalar_pairs(),
@@ -530,12 +516,12 @@ def _lists(children: st.SearchStrategy[NvList]) -> st.SearchStrategy[NvList]:
         st.tuples(st.just(NvType.NVLIST_ARRAY),
                   st.lists(children, min_size=1, max_size=3).map(tuple)),
     )
-    return st.builds(_build, st.integers(0, 3),
+    return st.builds(unique_list, st.integers(0, 3),
                      st.lists(st.tuples(_TEXT, value), max_size=5))
 
 
 NVLISTS = st.recursive(
-    st.builds(_build, st.integers(0, 3),
+    st.builds(unique_list, st.integers(0, 3),
               st.lists(st.tuples(_TEXT, _scalar_pairs()), max_size=4)),
     _lists, max_leaves=8)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sparse_files import data_runs
 
 from migrate import storage
 from migrate.findings import ImageError, UsageError
@@ -36,7 +37,6 @@ from migrate.storage import (
 )
 
 MIB = 1024 * 1024
-Layout = list[tuple[int, int]]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -54,28 +54,6 @@ def make_sparse(path: Path, size: int, runs: dict[int, bytes]) -> bytes:
     return bytes(expected)
 
 
-def data_layout(path: Path) -> Layout:
-    """The file's data runs ``(start, stop)`` as the file system reports them."""
-    runs: Layout = []
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        pos = 0
-        while pos < size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:
-                    raise
-                break
-            stop = os.lseek(fd, start, os.SEEK_HOLE)
-            runs.append((start, stop))
-            pos = stop
-    finally:
-        os.close(fd)
-    return runs
-
-
 def pattern(size: int, seed: int) -> bytes:
     """Non-zero, position-dependent bytes (a shifted copy would not compare equal)."""
     return bytes((i * 7 + seed) % 251 + 1 for i in range(size))
@@ -86,7 +64,7 @@ def sparse_dir(tmp_path: Path) -> Path:
     """tmp_path, if its file system keeps and reports holes at 4 KiB granularity."""
     probe = tmp_path / "probe"
     make_sparse(probe, 1 * MIB, {256 * 1024: b"x" * 4096})
-    if data_layout(probe) != [(256 * 1024, 256 * 1024 + 4096)]:
+    if data_runs(probe) != [(256 * 1024, 256 * 1024 + 4096)]:
         pytest.skip("the temporary file system does not report holes (SEEK_DATA)")
     probe.unlink()
     return tmp_path
@@ -124,7 +102,7 @@ def test_copy_keeps_holes_and_bytes(sparse_source: tuple[Path, bytes], output: i
     path, expected = sparse_source
     copy_range(FileRange(str(path), 0, len(expected)), output, 0)
     assert read_fd(output) == expected
-    assert data_layout(tmp_path / "out") == data_layout(path)
+    assert data_runs(tmp_path / "out") == data_runs(path)
     assert os.fstat(output).st_blocks == os.stat(path).st_blocks
     assert os.fstat(output).st_blocks * 512 < 512 * 1024  # 8 MiB file, < 512 KiB on disk
 
@@ -198,7 +176,7 @@ def test_copy_falls_back_to_sendfile(sparse_source: tuple[Path, bytes], output: 
     assert read_fd(output) == bytes(3) + source[4097:4097 + 3 * MIB]
     assert os.lseek(output, 0, os.SEEK_CUR) == 5
     assert len(calls) > 1
-    assert data_layout(tmp_path / "out")[-1][1] < 2 * MIB  # the tail stayed a hole
+    assert data_runs(tmp_path / "out")[-1][1] < 2 * MIB  # the tail stayed a hole
 
 
 def test_copy_falls_back_to_chunks_and_leaves_zero_pages_as_holes(
@@ -207,13 +185,13 @@ def test_copy_falls_back_to_chunks_and_leaves_zero_pages_as_holes(
     # One allocated data run: a page of data, two written zero pages, data, then a hole.
     run = pattern(4096, 4) + bytes(8192) + pattern(5000, 5)
     source = make_sparse(path, 1 * MIB, {0: run})
-    assert data_layout(path) == [(0, 20480)]
+    assert data_runs(path) == [(0, 20480)]
     monkeypatch.setattr(os, "copy_file_range", _refuse(errno.ENOSYS))
     monkeypatch.setattr(os, "sendfile", _refuse(errno.ENOTSOCK))
     monkeypatch.setattr(storage, "BUFFER_CHUNK", 6000)  # not a multiple of the page size
     copy_range(FileRange(str(path), 0, len(source)), output, 0)
     assert read_fd(output) == source
-    assert data_layout(sparse_dir / "out") == [(0, 4096), (12288, 20480)]
+    assert data_runs(sparse_dir / "out") == [(0, 4096), (12288, 20480)]
 
 
 def test_chunked_copy_writes_zero_pages_over_existing_data(

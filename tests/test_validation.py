@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from single_factory import build
+from single_factory import build, flip_byte
 
 from migrate.findings import ImageError
 from migrate.validation import validate
@@ -28,9 +28,7 @@ def test_verify_streams_every_checksummed_section(tmp_path: Path) -> None:
     raw = path.read_bytes()
     at = raw.index(blob, kernel.offset)  # flip a byte inside a blob, not its nvlist framing
     assert at < kernel.offset + kernel.size
-    with open(path, "r+b") as handle:
-        handle.seek(at)
-        handle.write(bytes([blob[0] ^ 0x40]))
+    flip_byte(path, at, 0x40)
     report = validate(str(path), verify=True)
     assert [(f.rule, f.location) for f in report.findings] == [
         ("BHS-S014", "/sections/kernel/checksum")]
